@@ -1,0 +1,117 @@
+"""The model record: one flat dataclass, the single source of truth for a model's fields.
+
+Like timm's ``PretrainedCfg``: flat, typed, defaults for everything but the id. Sources build
+records; the registry stores them; the recommender reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from zoo import vocab
+from zoo.ids import ModelId
+
+# Fields stored as JSON text in SQLite.
+JSON_FIELDS = (
+    "tasks", "domains", "pretraining_data", "input_size", "mean", "std", "results", "extra", "sources",
+)
+
+
+@dataclass
+class ModelRecord:
+    id: str
+    modality: str = "image"
+    tasks: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    pretraining_data: list[str] = field(default_factory=list)
+    architecture: str | None = None  # family key used to group near-duplicates (e.g. timm architecture)
+    library: str | None = None  # timm | transformers | sentence-transformers | onnx | local adapter name
+    params: int | None = None
+    feature_dim: int | None = None
+    input_size: list[int] | None = None  # [C, H, W] for images
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    interpolation: str | None = None
+    crop_pct: float | None = None
+    tokenizer: str | None = None
+    max_length: int | None = None
+    license: str | None = None
+    license_class: str = "unknown"
+    results: dict[str, float] = field(default_factory=dict)  # e.g. {"imagenet_top1": 80.4}
+    imagenet_top1: float | None = None  # denormalised from results for sorting/filtering
+    downloads: int | None = None
+    likes: int | None = None
+    description: str = ""
+    weights: str | None = None  # location URI, see zoo.weights
+    gated: bool = False
+    same_weights_as: str | None = None
+    source: str = ""
+    source_version: str | None = None
+    revision: str | None = None  # upstream sha / last-modified, for incremental indexing
+    indexed_at: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # fact -> citation (card URL, paper)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        mid = ModelId.parse(self.id)
+        self.id = str(mid)
+        if not self.source:
+            self.source = mid.source
+        self.license = vocab.normalize_license(self.license)
+        self.license_class = vocab.license_class(self.license)
+        if self.imagenet_top1 is None and "imagenet_top1" in self.results:
+            self.imagenet_top1 = float(self.results["imagenet_top1"])
+
+    @property
+    def name(self) -> str:
+        return ModelId.parse(self.id).name
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field that breaks the vocabulary."""
+        vocab.check_member("modality", self.modality, vocab.MODALITIES)
+        for t in self.tasks:
+            vocab.check_member("task", t, vocab.TASKS)
+        for d in self.domains:
+            vocab.check_member("domain", d, vocab.DOMAINS)
+        for p in self.pretraining_data:
+            vocab.normalize_pretraining(p)
+        for name in ("params", "feature_dim", "max_length", "downloads", "likes"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        for name in JSON_FIELDS:
+            row[name] = None if row[name] is None else json.dumps(row[name], sort_keys=True)
+        row["gated"] = int(self.gated)
+        row["content_hash"] = self.content_hash()
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ModelRecord:
+        kwargs = {}
+        for f in fields(cls):
+            if f.name not in row:
+                continue
+            v = row[f.name]
+            if f.name in JSON_FIELDS and isinstance(v, str):
+                v = json.loads(v)
+            kwargs[f.name] = v
+        kwargs["gated"] = bool(kwargs.get("gated"))
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def content_hash(self) -> str:
+        """Hash of the facts (not of when they were indexed), to detect changed records."""
+        d = asdict(self)
+        d.pop("indexed_at", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(ModelRecord))
