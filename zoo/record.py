@@ -20,6 +20,12 @@ JSON_FIELDS = (
 )
 
 
+class FieldError(ValueError):
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(message)
+
+
 @dataclass
 class ModelRecord:
     id: str
@@ -42,6 +48,7 @@ class ModelRecord:
     license_class: str = "unknown"
     results: dict[str, float] = field(default_factory=dict)  # e.g. {"imagenet_top1": 80.4}
     imagenet_top1: float | None = None  # denormalised from results for sorting/filtering
+    cpu_latency_ms: float | None = None  # batch-1 CPU inference, timm's published benchmark
     downloads: int | None = None
     likes: int | None = None
     description: str = ""
@@ -70,18 +77,24 @@ class ModelRecord:
         return ModelId.parse(self.id).name
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first field that breaks the vocabulary."""
-        vocab.check_member("modality", self.modality, vocab.MODALITIES)
-        for t in self.tasks:
-            vocab.check_member("task", t, vocab.TASKS)
-        for d in self.domains:
-            vocab.check_member("domain", d, vocab.DOMAINS)
-        for p in self.pretraining_data:
-            vocab.normalize_pretraining(p)
+        """Raise ``FieldError`` naming the first field that breaks the vocabulary."""
+        checks = [("modality", lambda: vocab.check_member("modality", self.modality, vocab.MODALITIES))]
+        checks += [("tasks", lambda t=t: vocab.check_member("task", t, vocab.TASKS)) for t in self.tasks]
+        checks += [("domains", lambda d=d: vocab.check_member("domain", d, vocab.DOMAINS)) for d in self.domains]
+        checks += [("pretraining_data", lambda p=p: vocab.normalize_pretraining(p)) for p in self.pretraining_data]
+        for name, check in checks:
+            try:
+                check()
+            except ValueError as e:
+                raise FieldError(name, str(e)) from None
         for name in ("params", "feature_dim", "max_length", "downloads", "likes"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 0):
-                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+                raise FieldError(name, f"{name} must be a non-negative integer, got {v!r}")
+        for name in ("input_size", "mean", "std"):
+            v = getattr(self, name)
+            if v is not None and not all(isinstance(x, (int, float)) for x in v):
+                raise FieldError(name, f"{name} must be a list of numbers, got {v!r}")
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Union
 
 from zoo.record import ModelRecord
 
-SourceFn = Callable[..., Iterator[ModelRecord]]
+
+@dataclass(frozen=True)
+class Unchanged:
+    """The upstream model has the revision already stored; it was not re-fetched."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """This model could not be read (e.g. 404); the run goes on without it."""
+
+    id: str
+    reason: str
+
+
+SourceItem = Union[ModelRecord, Unchanged, Failed]
+SourceFn = Callable[..., Iterator[SourceItem]]
 _SOURCES: dict[str, str] = {
     # name -> "module:function", imported lazily so `zoo --help` stays light.
     "timm": "zoo.sources.timm_source:iter_records",
@@ -32,5 +50,5 @@ def get_source(name: str) -> SourceFn:
     return getattr(importlib.import_module(module), fn)
 
 
-def iter_source(name: str, **options: Any) -> Iterator[ModelRecord]:
+def iter_source(name: str, **options: Any) -> Iterator[SourceItem]:
     return get_source(name)(**options)

@@ -18,6 +18,7 @@ Format::
 from __future__ import annotations
 
 import json
+import types
 import typing
 from collections.abc import Iterator
 from dataclasses import fields
@@ -25,17 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ManifestError, ZooError
-from zoo.record import ModelRecord
+from zoo.record import FieldError, ModelRecord
 
-_SETTABLE = {f.name: f for f in fields(ModelRecord)} 
+_SETTABLE = {f.name for f in fields(ModelRecord)}
 _FORBIDDEN = {"license_class", "imagenet_top1", "source", "indexed_at"}  # derived, never hand-written
-_TYPES: dict[str, tuple[type, ...]] = {}
-for _f in fields(ModelRecord):
-    hint = typing.get_type_hints(ModelRecord)[_f.name]
-    origin = typing.get_origin(hint)
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = typing.get_origin(args[0]) or args[0] if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) else origin or hint
-    _TYPES[_f.name] = (float, int) if base is float else (base,)
+
+
+def _expected_type(hint: Any) -> tuple[type, ...]:
+    """``list[str] | None`` -> ``(list,)``; floats also accept ints."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    base = typing.get_origin(hint) or hint
+    return (float, int) if base is float else (base,)
+
+
+_TYPES = {name: _expected_type(hint) for name, hint in typing.get_type_hints(ModelRecord).items()}
 
 
 def load_manifest(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -81,6 +86,8 @@ def _check_entry(path: str, idx: int, entry: Any) -> ModelRecord:
         rec.validate()
     except ZooError as e:
         raise ManifestError(path, str(e), label, "id") from None
+    except FieldError as e:
+        raise ManifestError(path, str(e), label, e.field) from None
     except (TypeError, ValueError) as e:
         field_name = next((k for k in entry if k in str(e)), None)
         raise ManifestError(path, str(e), label, field_name) from None

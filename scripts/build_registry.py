@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""Build the shipped catalog ``registry.db`` reproducibly.
+
+Inputs: the pinned timm (every pretrained tag), timm's results CSVs in the shared assets, and the
+manifests in ``zoo/manifests/`` (the curated Hub models and the offline zoo). A fixed build
+timestamp makes two builds byte-for-byte equal in ``sqlite3 registry.db .dump``.
+
+    python scripts/build_registry.py            # writes ./registry.db
+    python scripts/build_registry.py --out /tmp/r.db --check   # build elsewhere, compare dumps
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BUILD_TIMESTAMP = "2026-11-22T00:00:00Z"
+CATALOG_VERSION = "2026.11.22"
+PINNED_TIMM = "1.0.31"
+MANIFESTS = ["curated.yaml", "offline.yaml"]
+
+
+def build(out: Path) -> None:
+    from zoo._compat import ensure_torchvision
+
+    ensure_torchvision()
+    import timm
+    from tqdm import tqdm
+
+    from zoo.config import MANIFEST_DIR
+    from zoo.registry import Registry
+    from zoo.sources import iter_source
+
+    if timm.__version__ != PINNED_TIMM:
+        sys.exit(f"timm {timm.__version__} installed; the catalog is built from timm {PINNED_TIMM}. "
+                 f"pip install timm=={PINNED_TIMM}")
+    fd, tmp = tempfile.mkstemp(suffix=".db", dir=out.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    reg = Registry(db=tmp, catalog=Path(tmp).with_suffix(".none"), create=True)
+    with tqdm(total=len(timm.list_pretrained()), desc="timm", unit="tag") as bar:
+        s = reg.index("timm", iter_source("timm", progress=bar.update), indexed_at=BUILD_TIMESTAMP)
+    print(f"timm: {s.added} records", file=sys.stderr)
+    for name in MANIFESTS:
+        path = MANIFEST_DIR / name
+        if not path.exists():
+            print(f"warning: {path} missing, skipped", file=sys.stderr)
+            continue
+        s = reg.index("manifest", iter_source("manifest", path=path), indexed_at=BUILD_TIMESTAMP)
+        print(f"{name}: {s.added} records", file=sys.stderr)
+    with reg.transaction() as conn:
+        reg.set_meta(conn, {"catalog_version": CATALOG_VERSION, "build_timestamp": BUILD_TIMESTAMP,
+                            "timm_version": timm.__version__})
+        conn.execute("UPDATE _sqlite_migrations SET applied_at = ?", [BUILD_TIMESTAMP])
+        conn.execute("DELETE FROM index_runs")  # history belongs to users' databases, not the catalog
+        conn.execute("INSERT INTO models_fts(models_fts) VALUES ('optimize')")
+    reg.close()
+    conn = sqlite3.connect(tmp)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("VACUUM")
+    conn.close()
+    os.replace(tmp, out)
+
+
+def dump(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "registry.db")
+    ap.add_argument("--check", action="store_true", help="also compare the new dump with ./registry.db")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    build(args.out)
+    size = args.out.stat().st_size
+    print(f"wrote {args.out} ({size / 1e6:.2f} MB)", file=sys.stderr)
+    if args.check:
+        same = dump(args.out) == dump(ROOT / "registry.db")
+        print("dump identical to ./registry.db" if same else "dump DIFFERS from ./registry.db", file=sys.stderr)
+        sys.exit(0 if same else 1)
+
+
+if __name__ == "__main__":
+    main()

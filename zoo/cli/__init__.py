@@ -1,0 +1,51 @@
+"""The ``zoo`` command. Commands parse options, call the Python API and render; nothing else.
+
+Only click and zoo's light modules are imported here, so ``zoo --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from zoo import __version__
+from zoo.errors import ZooError
+
+
+class ZooGroup(click.Group):
+    """Turns zoo's typed errors into one clear line and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except ZooError as e:
+            click.secho(f"Error: {e}", fg="red", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; nothing was written.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+def cli() -> None:
+    """zoo: which pre-trained backbone should I start from?
+
+    A registry of pre-trained models (timm, Hugging Face Hub, local folders, curated manifests)
+    and a recommender that ranks them for your task.
+    """
+
+
+from zoo.cli import index_cmd, registry_cmd  # noqa: E402
+
+registry_cmd.register(cli)
+index_cmd.register(cli)
+
+
+def main() -> None:
+    cli(prog_name="zoo")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Options shared by every command: one name for one thing across the CLI."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from zoo import vocab
+
+_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMbBgG]?)\s*$")
+_MULT = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+
+
+class ParamCount(click.ParamType):
+    """A parameter count: 25000000, 25M, 1.5B, 300k."""
+
+    name = "COUNT"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        m = _SIZE_RE.match(str(value))
+        if not m:
+            self.fail(f"{value!r} is not a parameter count; write e.g. 25M, 1.5B or 300k.", param, ctx)
+        return int(float(m.group(1)) * _MULT[m.group(2).lower()])
+
+
+PARAM_COUNT = ParamCount()
+
+
+def json_option(f: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")(f)
+
+
+def db_option(f: Callable) -> Callable:
+    return click.option(
+        "--db", type=click.Path(dir_okay=False), envvar="ZOO_DB",
+        help="User database (default: ZOO_DB or the user data dir). The shipped catalog is attached read-only.",
+    )(f)
+
+
+def modality_option(f: Callable) -> Callable:
+    return click.option("--modality", type=click.Choice(list(vocab.MODALITIES)), help="Only this modality.")(f)
+
+
+def license_class_option(f: Callable) -> Callable:
+    return click.option(
+        "--license-class", "license_classes", multiple=True, type=click.Choice(list(vocab.LICENSE_CLASSES)),
+        help="Allowed license classes (repeatable).",
+    )(f)
+
+
+def domain_option(f: Callable) -> Callable:
+    return click.option(
+        "--domain", "domains", multiple=True, type=click.Choice(list(vocab.DOMAINS)),
+        help="Any of these domain tags (repeatable).",
+    )(f)
+
+
+def max_params_option(f: Callable) -> Callable:
+    return click.option("--max-params", type=PARAM_COUNT, help="At most this many parameters (e.g. 25M).")(f)
+
+
+def available_option(f: Callable) -> Callable:
+    return click.option("--available", is_flag=True, help="Only models whose weights are on this machine.")(f)

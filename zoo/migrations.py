@@ -1,0 +1,39 @@
+"""Numbered schema migrations (``sqlite_utils.Migrations``). The catalog and the user database
+share one schema; a database that has a migration this zoo does not know is from a newer zoo."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+from zoo.record import JSON_FIELDS, RECORD_FIELDS
+
+migrations = Migrations("zoo")
+
+_INT_FIELDS = {"params", "feature_dim", "max_length", "downloads", "likes", "gated"}
+_FLOAT_FIELDS = {"crop_pct", "imagenet_top1", "cpu_latency_ms"}
+FTS_COLUMNS = ["id", "architecture", "description", "domains", "pretraining_data", "tasks"]
+
+
+@migrations()
+def m001_models(db: Database) -> None:
+    columns: dict[str, type] = {}
+    for name in RECORD_FIELDS:
+        columns[name] = int if name in _INT_FIELDS else float if name in _FLOAT_FIELDS else str
+    columns["content_hash"] = str
+    db["models"].create(columns, pk="id", not_null={"modality", "license_class", "source"})
+    db["models"].create_index(["modality", "license_class", "imagenet_top1"], index_name="idx_models_filter_top1")
+    db["models"].create_index(["modality", "params"], index_name="idx_models_modality_params")
+    db["models"].create_index(["params"], index_name="idx_models_params")
+    db["models"].create_index(["imagenet_top1"], index_name="idx_models_top1")
+    db["models"].create_index(["source"], index_name="idx_models_source")
+    db["models"].create_index(["architecture"], index_name="idx_models_architecture")
+    db["models"].enable_fts(FTS_COLUMNS, fts_version="FTS5", tokenize="porter", create_triggers=True)
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["index_runs"].create(
+        {"id": int, "source": str, "options": str, "started_at": str, "finished_at": str,
+         "added": int, "updated": int, "unchanged": int, "failed": int, "status": str},
+        pk="id",
+    )
+
+
+assert set(JSON_FIELDS) <= set(RECORD_FIELDS)

@@ -1,0 +1,542 @@
+"""The registry: the shipped read-only catalog with the user's database attached beside it.
+
+The user database (``ZOO_DB`` / ``--db``, default in the user data dir) is the connection's
+``main`` schema and holds everything a user's work writes; the catalog (``registry.db``) is
+attached read-only as ``catalog``. A model in the user database shadows the catalog's record
+with the same id, so a newer shipped catalog never loses a user's history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import heapq
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from zoo import config
+from zoo.errors import DatabaseError, DatabaseLocked, SchemaTooNew, UnknownModel, UsageError
+from zoo.ids import ModelId
+from zoo.record import RECORD_FIELDS, ModelRecord
+
+BUSY_TIMEOUT_MS = 5000
+SORTS = {
+    # name -> (sql column, descending, python key for merging)
+    "top1": ("imagenet_top1", True),
+    "params": ("params", False),
+    "-params": ("params", True),
+    "downloads": ("downloads", True),
+    "likes": ("likes", True),
+    "latency": ("cpu_latency_ms", False),
+    "id": ("id", False),
+}
+
+
+@dataclass
+class SearchResult:
+    records: list[ModelRecord]
+    total: int  # rows matching the filters (before --limit), across catalog and user db
+    query: str | None
+    filters: dict[str, Any]
+
+
+@dataclass
+class IndexSummary:
+    source: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    run_id: int | None = None
+
+
+@dataclass
+class Stats:
+    total: int
+    by_source: dict[str, int]
+    by_modality: dict[str, int]
+    by_license_class: dict[str, int]
+    by_domain: dict[str, int]
+    catalog: str | None
+    catalog_version: str | None
+    user_db: str
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _translate(e: sqlite3.Error, path: Path | str) -> DatabaseError:
+    msg = str(e).lower()
+    if "locked" in msg or "busy" in msg:
+        return DatabaseLocked(
+            f"Database {path} is locked by another zoo process (waited {BUSY_TIMEOUT_MS // 1000} s). "
+            "Wait for it to finish and retry, or point --db at another file."
+        )
+    if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
+        return DatabaseError(
+            f"Database {path} is corrupt or not a zoo database. Move it aside (zoo recreates an empty one) "
+            "or restore it from a backup."
+        )
+    if "unable to open" in msg or "readonly" in msg or "read-only" in msg:
+        return DatabaseError(f"Cannot open database {path} for writing: {e}. Check the path and its permissions.")
+    return DatabaseError(f"Database error in {path}: {e}")
+
+
+def fts_query(text: str) -> str:
+    """Quote every word so user input is never FTS syntax; all words must match, as prefixes
+    (``resnet`` finds ``resnet50``)."""
+    words = re.findall(r"[^\W_]+", text.lower())
+    return " ".join('"' + w + '"*' for w in words)
+
+
+class Registry:
+    """Open with ``Registry()`` (environment defaults) or explicit paths; use as a context manager."""
+
+    def __init__(self, db: str | Path | None = None, catalog: str | Path | None = None, *, create: bool = False):
+        self.db_path = Path(db) if db else config.user_db_path()
+        cat = Path(catalog) if catalog else config.catalog_path()
+        self.catalog_path: Path | None = cat if cat.exists() else None
+        self._create = create
+        self._conn: sqlite3.Connection | None = None
+        self._has_user_db = False
+
+    # -- connection ---------------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        from sqlite_utils import Database
+
+        from zoo.migrations import migrations
+
+        exists = self.db_path.exists()
+        if exists or self._create:
+            try:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DatabaseError(f"Cannot create {self.db_path.parent}: {e}. Set ZOO_DB or --db.") from None
+            target = str(self.db_path)
+        else:
+            target = ":memory:"  # reading only: an empty user schema, nothing written to disk
+        try:
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db = Database(conn)
+            self._check_schema(db, self.db_path)
+            if target != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            if migrations.pending(db):
+                migrations.apply(db)
+            if self.catalog_path is not None:
+                uri = "file:" + str(self.catalog_path.resolve()) + "?mode=ro"
+                conn.execute("ATTACH DATABASE ? AS catalog", (uri,))
+                self._check_schema(db, self.catalog_path, schema="catalog")
+        except sqlite3.Error as e:
+            raise _translate(e, self.db_path if exists else (self.catalog_path or self.db_path)) from None
+        self._has_user_db = target != ":memory:"
+        return conn
+
+    @staticmethod
+    def _check_schema(db: Any, path: Path, schema: str = "main") -> None:
+        from zoo.migrations import migrations
+
+        table = "_sqlite_migrations"
+        try:
+            rows = db.execute(
+                f"SELECT name FROM {schema}.sqlite_master WHERE type='table' AND name=?", [table]
+            ).fetchall()
+            if not rows:
+                return
+            applied = {r[0] for r in db.execute(f"SELECT name FROM {schema}.{table} WHERE migration_set = 'zoo'")}
+        except sqlite3.Error as e:
+            raise _translate(e, path) from None
+        known = {m.name for m in migrations._migrations}
+        newer = sorted(applied - known)
+        if newer:
+            raise SchemaTooNew(
+                f"Database {path} was written by a newer zoo (unknown migrations: {', '.join(newer)}). "
+                "Upgrade zoo (pip install -U zoo) or use another --db."
+            )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _schemas(self) -> list[str]:
+        self.conn  # noqa: B018 - opens and attaches
+        return ["main", "catalog"] if self.catalog_path is not None else ["main"]
+
+    def _ensure_writable(self) -> None:
+        if not self._has_user_db:
+            self.close()
+            self._create = True
+            self.conn  # noqa: B018
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all or nothing. ``BEGIN IMMEDIATE`` takes the write lock up front."""
+        self._ensure_writable()
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise _translate(e, self.db_path) from None
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                conn.execute("ROLLBACK")
+                raise _translate(e, self.db_path) from None
+
+    # -- reading ------------------------------------------------------------------------------
+    def _where(self, schema: str, filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if filters.get("modality"):
+            clauses.append("m.modality = ?")
+            params.append(filters["modality"])
+        lcs = filters.get("license_classes")
+        if lcs:
+            clauses.append(f"m.license_class IN ({', '.join('?' * len(lcs))})")
+            params.extend(lcs)
+        if filters.get("max_params") is not None:
+            clauses.append("m.params <= ?")
+            params.append(int(filters["max_params"]))
+        if filters.get("min_params") is not None:
+            clauses.append("m.params >= ?")
+            params.append(int(filters["min_params"]))
+        if filters.get("min_top1") is not None:
+            clauses.append("m.imagenet_top1 >= ?")
+            params.append(float(filters["min_top1"]))
+        if filters.get("source"):
+            clauses.append("m.source = ?")
+            params.append(filters["source"])
+        if filters.get("ids") is not None:
+            ids = list(filters["ids"])
+            clauses.append(f"m.id IN ({', '.join('?' * len(ids))})" if ids else "0")
+            params.extend(ids)
+        domains = filters.get("domains")
+        if domains:
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM json_each(m.domains) WHERE value IN ({', '.join('?' * len(domains))}))"
+            )
+            params.extend(domains)
+        if schema == "catalog":
+            clauses.append("m.id NOT IN (SELECT id FROM main.models)")
+        return clauses, params
+
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        modality: str | None = None,
+        domains: Iterable[str] | None = None,
+        license_classes: Iterable[str] | None = None,
+        max_params: int | None = None,
+        min_params: int | None = None,
+        min_top1: float | None = None,
+        source: str | None = None,
+        ids: Iterable[str] | None = None,
+        available: bool = False,
+        sort: str | None = None,
+        limit: int | None = 20,
+        count: bool = True,
+    ) -> SearchResult:
+        from zoo import vocab
+
+        if modality is not None:
+            self._check_vocab("modality", modality, vocab.MODALITIES)
+        for d in domains or ():
+            self._check_vocab("domain", d, vocab.DOMAINS)
+        for c in license_classes or ():
+            self._check_vocab("license class", c, vocab.LICENSE_CLASSES)
+        if sort is not None and sort not in SORTS and sort != "relevance":
+            raise UsageError(f"Unknown sort {sort!r}; use one of: relevance, {', '.join(SORTS)}.")
+        filters = {
+            "modality": modality, "domains": list(domains or []), "license_classes": list(license_classes or []),
+            "max_params": max_params, "min_params": min_params, "min_top1": min_top1, "source": source,
+            "ids": list(ids) if ids is not None else None,
+        }
+        match = fts_query(query) if query else ""
+        if query and not match:
+            raise UsageError(f"The query {query!r} has no searchable words.")
+        sort = sort or ("relevance" if match else "top1")
+        if sort == "relevance" and not match:
+            sort = "top1"
+
+        per_schema: list[list[tuple[Any, ...]]] = []
+        total = 0
+        fetch = None if (limit is None or available) else limit
+        try:
+            for schema in self._schemas():
+                clauses, params = self._where(schema, filters)
+                frm = f"{schema}.models m"
+                if match:
+                    frm = f"{schema}.models_fts f JOIN {schema}.models m ON m.rowid = f.rowid"
+                    clauses.insert(0, "f.models_fts MATCH ?")
+                    params.insert(0, match)
+                where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+                if sort == "relevance":
+                    order, key_sql = "ORDER BY f.rank, m.id", "f.rank"
+                else:
+                    col, desc = SORTS[sort]
+                    order = f"ORDER BY m.{col} IS NULL, m.{col} {'DESC' if desc else 'ASC'}, m.id"
+                    key_sql = f"m.{col}"
+                lim = f"LIMIT {int(fetch)}" if fetch is not None else ""
+                sql = f"SELECT {key_sql} AS _key, m.* FROM {frm} {where} {order} {lim}"
+                rows = self.conn.execute(sql, params).fetchall()
+                per_schema.append([self._sort_key(sort, r) + (r,) for r in rows])
+                if count:
+                    total += self.conn.execute(f"SELECT count(*) FROM {frm} {where}", params).fetchone()[0]
+        except sqlite3.Error as e:
+            raise _translate(e, self.db_path) from None
+        merged = heapq.merge(*per_schema, key=lambda t: t[:-1])
+        records: list[ModelRecord] = []
+        for *_, row in merged:
+            rec = ModelRecord.from_row(dict(row))
+            if available and not self.is_available(rec):
+                continue
+            records.append(rec)
+            if limit is not None and len(records) >= limit:
+                break
+        if available and count:
+            total = len(records) if limit is None else total  # exact only without a limit
+        return SearchResult(records=records, total=total if count else len(records), query=query, filters=filters)
+
+    @staticmethod
+    def _sort_key(sort: str, row: sqlite3.Row) -> tuple[Any, ...]:
+        key = row["_key"]
+        if sort == "relevance":
+            return (key, row["id"])
+        _, desc = SORTS[sort]
+        if key is None:
+            return (1, 0, row["id"])
+        if isinstance(key, str):
+            return (0, key, row["id"])
+        return (0, -key if desc else key, row["id"])
+
+    @staticmethod
+    def _check_vocab(kind: str, value: str, allowed: dict[str, str]) -> None:
+        if value not in allowed:
+            close = difflib.get_close_matches(value, list(allowed), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise UsageError(f"Unknown {kind} {value!r}.{hint} Known: {', '.join(allowed)}.")
+
+    def get(self, model_id: str) -> ModelRecord:
+        mid = str(ModelId.parse(model_id))
+        try:
+            for schema in self._schemas():
+                row = self.conn.execute(f"SELECT * FROM {schema}.models WHERE id = ?", [mid]).fetchone()
+                if row is not None:
+                    return ModelRecord.from_row(dict(row))
+        except sqlite3.Error as e:
+            raise _translate(e, self.db_path) from None
+        raise UnknownModel(model_id, self.suggest(model_id))
+
+    def get_many(self, ids: Iterable[str]) -> list[ModelRecord]:
+        return [self.get(i) for i in ids]
+
+    def exists(self, model_id: str) -> bool:
+        try:
+            self.get(model_id)
+        except UnknownModel:
+            return False
+        return True
+
+    def all_ids(self) -> list[str]:
+        out: list[str] = []
+        for schema in self._schemas():
+            out.extend(r[0] for r in self.conn.execute(f"SELECT id FROM {schema}.models"))
+        return out
+
+    def suggest(self, model_id: str, n: int = 3) -> list[str]:
+        ids = self.all_ids()
+        target = model_id.lower()
+        name = target.partition(":")[2] or target
+        by_id = difflib.get_close_matches(target, ids, n=n, cutoff=0.6)
+        by_name = {i.partition(":")[2]: i for i in ids}
+        by_name_matches = [by_name[m] for m in difflib.get_close_matches(name, list(by_name), n=n, cutoff=0.6)]
+        out = list(dict.fromkeys(by_id + by_name_matches))
+        return out[:n]
+
+    def iter_records(self) -> Iterator[ModelRecord]:
+        for schema in self._schemas():
+            cond = " WHERE id NOT IN (SELECT id FROM main.models)" if schema == "catalog" else ""
+            for row in self.conn.execute(f"SELECT * FROM {schema}.models{cond} ORDER BY id"):
+                yield ModelRecord.from_row(dict(row))
+
+    @staticmethod
+    def is_available(record: ModelRecord) -> bool:
+        from zoo.weights import is_available
+
+        return is_available(record.weights)
+
+    def stats(self) -> Stats:
+        by_source: dict[str, int] = {}
+        by_modality: dict[str, int] = {}
+        by_license: dict[str, int] = {}
+        by_domain: dict[str, int] = {}
+        total = 0
+        for schema in self._schemas():
+            cond = " WHERE id NOT IN (SELECT id FROM main.models)" if schema == "catalog" else ""
+            for col, acc in (("source", by_source), ("modality", by_modality), ("license_class", by_license)):
+                for k, n in self.conn.execute(f"SELECT {col}, count(*) FROM {schema}.models{cond} GROUP BY {col}"):
+                    acc[k] = acc.get(k, 0) + n
+            for k, n in self.conn.execute(
+                f"SELECT j.value, count(*) FROM {schema}.models m, json_each(m.domains) j"
+                f"{cond.replace('id NOT', 'm.id NOT')} GROUP BY j.value"
+            ):
+                by_domain[k] = by_domain.get(k, 0) + n
+        total = sum(by_source.values())
+        return Stats(
+            total=total,
+            by_source=dict(sorted(by_source.items())),
+            by_modality=dict(sorted(by_modality.items())),
+            by_license_class=dict(sorted(by_license.items())),
+            by_domain=dict(sorted(by_domain.items(), key=lambda kv: -kv[1])),
+            catalog=str(self.catalog_path) if self.catalog_path else None,
+            catalog_version=self.meta("catalog_version", schema="catalog"),
+            user_db=str(self.db_path),
+        )
+
+    def meta(self, key: str, schema: str = "main") -> str | None:
+        if schema not in self._schemas():
+            return None
+        row = self.conn.execute(f"SELECT value FROM {schema}.meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def known_revisions(self, source: str) -> dict[str, str]:
+        rows = self.conn.execute("SELECT id, revision FROM main.models WHERE source = ?", [source])
+        return {r[0]: r[1] for r in rows if r[1]}
+
+    # -- writing ------------------------------------------------------------------------------
+    def write_records(
+        self,
+        records: Iterable[ModelRecord],
+        *,
+        conn: sqlite3.Connection,
+        indexed_at: str | None = None,
+        summary: IndexSummary | None = None,
+    ) -> IndexSummary:
+        """Upsert records inside an open transaction; unchanged records keep their ``indexed_at``."""
+        summary = summary or IndexSummary(source="")
+        recs = list(records)
+        stamp = indexed_at or utcnow()
+        existing: dict[str, str] = {}
+        ids = [r.id for r in recs]
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            q = f"SELECT id, content_hash FROM main.models WHERE id IN ({', '.join('?' * len(chunk))})"
+            existing.update({row[0]: row[1] for row in conn.execute(q, chunk)})
+        cols = list(RECORD_FIELDS) + ["content_hash"]
+        sql = (
+            f"INSERT INTO main.models ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in cols if c != 'id')}"
+        )
+        batch = []
+        for rec in recs:
+            h = rec.content_hash()
+            if existing.get(rec.id) == h:
+                summary.unchanged += 1
+                continue
+            if rec.id in existing:
+                summary.updated += 1
+            else:
+                summary.added += 1
+            rec.indexed_at = stamp
+            row = rec.to_row()
+            batch.append([row[c] for c in cols])
+        conn.executemany(sql, batch)
+        return summary
+
+    def index(
+        self,
+        source: str,
+        items: Iterable[Any],
+        *,
+        options: dict[str, Any] | None = None,
+        indexed_at: str | None = None,
+        allow_shadow: bool = True,
+    ) -> IndexSummary:
+        """Run one index: read everything from the source first (network, files), then write it all in
+        one transaction, so an interrupted or failed run leaves the previous state intact."""
+        from zoo.sources import Failed, Unchanged
+
+        t0 = time.perf_counter()
+        summary = IndexSummary(source=source)
+        started = indexed_at or utcnow()
+        records: list[ModelRecord] = []
+        for item in items:
+            if isinstance(item, Unchanged):
+                summary.unchanged += 1
+            elif isinstance(item, Failed):
+                summary.failed += 1
+                summary.failures.append((item.id, item.reason))
+            else:
+                records.append(item)
+        if not allow_shadow:
+            self._check_collisions(records)
+        with self.transaction() as conn:
+            self.write_records(records, conn=conn, indexed_at=indexed_at, summary=summary)
+            cur = conn.execute(
+                "INSERT INTO main.index_runs (source, options, started_at, finished_at, added, updated, unchanged,"
+                " failed, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [source, json.dumps(options or {}, sort_keys=True, default=str), started, indexed_at or utcnow(),
+                 summary.added, summary.updated, summary.unchanged, summary.failed, "ok"],
+            )
+            summary.run_id = cur.lastrowid
+        summary.seconds = time.perf_counter() - t0
+        return summary
+
+    def _check_collisions(self, records: list[ModelRecord]) -> None:
+        from zoo.errors import IdCollision
+
+        if self.catalog_path is None:
+            return
+        ids = [r.id for r in records]
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            q = f"SELECT id FROM catalog.models WHERE id IN ({', '.join('?' * len(chunk))})"
+            taken = [r[0] for r in self.conn.execute(q, chunk)]
+            if taken:
+                raise IdCollision(
+                    f"{taken[0]} is already a catalog model; give the local model another id with --id NAME."
+                )
+
+    def set_meta(self, conn: sqlite3.Connection, values: dict[str, str]) -> None:
+        conn.executemany(
+            "INSERT INTO main.meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            list(values.items()),
+        )
+
+    def remove(self, model_id: str) -> bool:
+        mid = str(ModelId.parse(model_id))
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM main.models WHERE id = ?", [mid])
+        return cur.rowcount > 0
