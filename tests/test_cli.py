@@ -43,7 +43,7 @@ def test_every_command_has_help(path):
 
 def test_shared_option_vocabulary():
     names = {}
-    for path, cmd in all_commands(cli):
+    for _path, cmd in all_commands(cli):
         for p in cmd.params:
             for opt in getattr(p, "opts", []):
                 names.setdefault(opt, set()).add(p.name)

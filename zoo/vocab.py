@@ -152,6 +152,8 @@ PRETRAINING_DATA: dict[str, str] = {
     "ig1b": "Instagram 1B / 3.5B hashtag images",
     "yfcc100m": "YFCC100M Flickr images",
     "lvd142m": "LVD-142M curated images (DINOv2)",
+    "lvd1689m": "LVD-1689M curated web images (DINOv3)",
+    "merged2b": "Merged-2B image-text pairs (EVA-CLIP)",
     "merged38m": "Merged-38M (EVA-02 MIM data)",
     "cc12m": "Conceptual 12M image-text pairs",
     "sa1b": "Segment Anything SA-1B",
@@ -203,7 +205,8 @@ PRETRAIN_ALIASES: dict[str, str] = {
     "webli": "webli", "jft": "jft", "jft300m": "jft", "jft3b": "jft",
     "ig1b": "ig1b", "ig": "ig1b", "ig3b": "ig1b", "swsl": "ig1b",
     "yfcc100m": "yfcc100m", "ssl": "yfcc100m",
-    "lvd142m": "lvd142m", "lvd1689m": "lvd142m", "m38m": "merged38m", "merged38m": "merged38m",
+    "lvd142m": "lvd142m", "lvd1689m": "lvd1689m", "merged2b": "merged2b", "sat493m": "satellite-imagery",
+    "datacomp1b": "datacomp", "dfndr2b": "dfn", "yfcc15m": "yfcc100m", "seer": "ig1b", "swag": "ig1b", "m38m": "merged38m", "merged38m": "merged38m",
     "cc12m": "cc12m", "sa1b": "sa1b", "places365": "places365",
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from zoo.record import ModelRecord
 
@@ -24,7 +24,7 @@ class Failed:
     reason: str
 
 
-SourceItem = Union[ModelRecord, Unchanged, Failed]
+SourceItem = ModelRecord | Unchanged | Failed
 SourceFn = Callable[..., Iterator[SourceItem]]
 _SOURCES: dict[str, str] = {
     # name -> "module:function", imported lazily so `zoo --help` stays light.
