@@ -27,7 +27,7 @@ PINNED_TIMM = "1.0.31"
 MANIFESTS = ["curated.yaml", "offline.yaml"]
 
 
-def build(out: Path) -> None:
+def build(out: Path, timm_names: list[str] | None = None) -> None:
     from zoo._compat import ensure_torchvision
 
     ensure_torchvision()
@@ -45,8 +45,10 @@ def build(out: Path) -> None:
     os.close(fd)
     os.unlink(tmp)
     reg = Registry(db=tmp, catalog=Path(tmp).with_suffix(".none"), create=True)
-    with tqdm(total=len(timm.list_pretrained()), desc="timm", unit="tag") as bar:
-        s = reg.index("timm", iter_source("timm", progress=bar.update), indexed_at=BUILD_TIMESTAMP)
+    total = len(timm_names) if timm_names is not None else len(timm.list_pretrained())
+    with tqdm(total=total, desc="timm", unit="tag", disable=None) as bar:
+        items = iter_source("timm", names=timm_names, progress=bar.update)
+        s = reg.index("timm", items, indexed_at=BUILD_TIMESTAMP)
     print(f"timm: {s.added} records", file=sys.stderr)
     for name in MANIFESTS:
         path = MANIFEST_DIR / name

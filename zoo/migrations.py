@@ -22,7 +22,7 @@ def m001_models(db: Database) -> None:
     columns["content_hash"] = str
     db["models"].create(columns, pk="id", not_null={"modality", "license_class", "source"})
     db["models"].create_index(["modality", "license_class", "imagenet_top1"], index_name="idx_models_filter_top1")
-    db["models"].create_index(["modality", "params"], index_name="idx_models_modality_params")
+    db["models"].create_index(["modality", "license_class", "params"], index_name="idx_models_filter_params")
     db["models"].create_index(["params"], index_name="idx_models_params")
     db["models"].create_index(["imagenet_top1"], index_name="idx_models_top1")
     db["models"].create_index(["source"], index_name="idx_models_source")

@@ -306,7 +306,8 @@ class Registry:
                     order, key_sql = "ORDER BY f.rank, m.id", "f.rank"
                 else:
                     col, desc = SORTS[sort]
-                    order = f"ORDER BY m.{col} IS NULL, m.{col} {'DESC' if desc else 'ASC'}, m.id"
+                    # DESC puts NULLs last by itself and lets SQLite walk the filter index in order.
+                    order = f"ORDER BY m.{col} {'DESC' if desc else 'ASC NULLS LAST'}, m.id"
                     key_sql = f"m.{col}"
                 lim = f"LIMIT {int(fetch)}" if fetch is not None else ""
                 sql = f"SELECT {key_sql} AS _key, m.* FROM {frm} {where} {order} {lim}"

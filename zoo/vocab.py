@@ -92,17 +92,20 @@ _NONCOMMERCIAL = {
     "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0",
     "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cc-by-nd-4.0", "academic-use",
     "research-only", "apple-amlr", "fair-noncommercial-research-license",
+    "msrla", "owkin-non-commercial",
 }
 _RESTRICTED = {
     "openrail", "openrail++", "creativeml-openrail-m", "bigscience-openrail-m", "bigscience-bloom-rail-1.0",
     "bigcode-openrail-m", "llama2", "llama3", "llama3.1", "llama3.2", "llama3.3", "llama4", "gemma",
     "deepfloyd-if-license", "c-uda", "health-ai-developer-foundations", "other-restricted",
+    "dinov3-license",
 }
 _UNKNOWN = {"", "other", "unknown", "none", "unlicensed"}
 
 _ALIASES = {
     "apache 2.0": "apache-2.0", "apache2": "apache-2.0", "apache-2": "apache-2.0", "apache license 2.0": "apache-2.0",
     "bsd-3": "bsd-3-clause", "bsd-2": "bsd-2-clause", "bsd 3-clause": "bsd-3-clause",
+    "hai-def": "health-ai-developer-foundations",
     "cc-by-nc": "cc-by-nc-4.0", "cc by-nc 4.0": "cc-by-nc-4.0", "cc-by": "cc-by-4.0", "cc-by-sa": "cc-by-sa-4.0",
 }
 
@@ -192,7 +195,21 @@ PRETRAINING_DATA: dict[str, str] = {
     "document-images": "scanned document images (e.g. IIT-CDIP)",
     "mnist": "MNIST handwritten digits",
     "other": "a dataset outside this list (named in the description)",
+    "mass-100k": "Mass-100K: 100M+ tiles from 100K+ internal H&E whole-slide images (UNI)",
+    "sat493m": "SAT-493M: 493M satellite images (DINOv3 satellite models)",
+    "umls": "UMLS biomedical ontology synonyms (entity-representation pretraining, e.g. SapBERT)",
+    "xls-r-436k": "436K hours of unlabelled speech in 128 languages (MLS, CommonVoice, VoxLingua107, BABEL, VoxPopuli; XLS-R)",
+    "laion-audio-630k": "LAION-Audio-630K audio-text pairs (CLAP)",
+    "webface4m": "WebFace4M face identities (subset of WebFace260M)",
+    "pmc-15m": "PMC-15M: 15M biomedical figure-caption pairs from PubMed Central (BiomedCLIP)",
+    "ham10000": "HAM10000 dermatoscopic skin-lesion images (7 classes)",
 }
+
+# Pretraining data that makes a model a remote-sensing backbone.
+REMOTE_SENSING_DATA = frozenset({"satellite-imagery", "sat493m"})
+# Pretraining data of image-text (CLIP-style) models.
+IMAGE_TEXT_DATA = frozenset({"laion2b", "laion400m", "openai-wit", "webli", "datacomp", "dfn", "metaclip",
+                             "merged2b", "cc12m"})
 
 PRETRAIN_ALIASES: dict[str, str] = {
     "in1k": "in1k", "imagenet": "in1k", "imagenet-1k": "in1k", "imagenet1k": "in1k", "tv_in1k": "in1k",
@@ -205,7 +222,7 @@ PRETRAIN_ALIASES: dict[str, str] = {
     "webli": "webli", "jft": "jft", "jft300m": "jft", "jft3b": "jft",
     "ig1b": "ig1b", "ig": "ig1b", "ig3b": "ig1b", "swsl": "ig1b",
     "yfcc100m": "yfcc100m", "ssl": "yfcc100m",
-    "lvd142m": "lvd142m", "lvd1689m": "lvd1689m", "merged2b": "merged2b", "sat493m": "satellite-imagery",
+    "lvd142m": "lvd142m", "lvd1689m": "lvd1689m", "merged2b": "merged2b", "sat493m": "sat493m",
     "datacomp1b": "datacomp", "dfndr2b": "dfn", "yfcc15m": "yfcc100m", "seer": "ig1b", "swag": "ig1b", "m38m": "merged38m", "merged38m": "merged38m",
     "cc12m": "cc12m", "sa1b": "sa1b", "places365": "places365",
 }

@@ -33,8 +33,6 @@ _METADATA_PRETRAIN = {
     "in21k": ["in21k", "in1k"], "in21k-selfsl": ["in21k", "in1k"], "jft300m-ns": ["jft", "in1k"],
     "yfc-semisl": ["yfcc100m", "in1k"], "ig1b-swsl": ["ig1b", "in1k"], "ig1b-wsl": ["ig1b", "in1k"],
 }
-_IMAGE_TEXT = {"laion2b", "laion400m", "openai-wit", "webli", "datacomp", "dfn", "metaclip", "merged2b", "cc12m"}
-_REMOTE_SENSING = {"satellite-imagery"}
 
 
 def _float(v: str | None) -> float | None:
@@ -165,9 +163,9 @@ def iter_records(
         arch, _, tag = name.partition(".")
         pre = vocab.pretraining_from_tag(tag) or meta_pretrain.get(arch, [])
         domains = ["natural-images"]
-        if _IMAGE_TEXT & set(pre):
+        if vocab.IMAGE_TEXT_DATA & set(pre):
             domains.append("web-image-text")
-        if _REMOTE_SENSING & set(pre):
+        if vocab.REMOTE_SENSING_DATA & set(pre):
             domains = ["remote-sensing"]
         params, feat = counter(name, cfg) if count_params else (None, None)
         loc = (cfg.hf_hub_id, cfg.hf_hub_filename, cfg.url, cfg.file)
