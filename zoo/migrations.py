@@ -1,20 +1,25 @@
 """Numbered schema migrations (``sqlite_utils.Migrations``). The catalog and the user database
-share one schema; a database that has a migration this zoo does not know is from a newer zoo."""
+share one schema; a database that has a migration this zoo does not know is from a newer zoo.
+
+The migration functions are plain; ``migration_set()`` registers them with sqlite-utils on demand,
+so read-only commands can check a database's schema without importing sqlite-utils.
+"""
 
 from __future__ import annotations
 
-from sqlite_utils import Database, Migrations
+from typing import TYPE_CHECKING
 
-from zoo.record import JSON_FIELDS, RECORD_FIELDS
+from zoo.record import RECORD_FIELDS
 
-migrations = Migrations("zoo")
+if TYPE_CHECKING:
+    from sqlite_utils import Database, Migrations
 
+MIGRATION_SET = "zoo"
 _INT_FIELDS = {"params", "feature_dim", "max_length", "downloads", "likes", "gated"}
 _FLOAT_FIELDS = {"crop_pct", "imagenet_top1", "cpu_latency_ms"}
 FTS_COLUMNS = ["id", "architecture", "description", "domains", "pretraining_data", "tasks"]
 
 
-@migrations()
 def m001_models(db: Database) -> None:
     columns: dict[str, type] = {}
     for name in RECORD_FIELDS:
@@ -36,4 +41,14 @@ def m001_models(db: Database) -> None:
     )
 
 
-assert set(JSON_FIELDS) <= set(RECORD_FIELDS)
+MIGRATIONS = [m001_models]
+MIGRATION_NAMES = [m.__name__ for m in MIGRATIONS]
+
+
+def migration_set() -> Migrations:
+    from sqlite_utils import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for fn in MIGRATIONS:
+        migrations()(fn)
+    return migrations

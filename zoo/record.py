@@ -96,12 +96,13 @@ class ModelRecord:
             if v is not None and not all(isinstance(x, (int, float)) for x in v):
                 raise FieldError(name, f"{name} must be a list of numbers, got {v!r}")
 
-    def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
+    def to_row(self, content_hash: str | None = None) -> dict[str, Any]:
+        row = {name: getattr(self, name) for name in RECORD_FIELDS}
         for name in JSON_FIELDS:
-            row[name] = None if row[name] is None else json.dumps(row[name], sort_keys=True)
+            if row[name] is not None:
+                row[name] = json.dumps(row[name], sort_keys=True)
         row["gated"] = int(self.gated)
-        row["content_hash"] = self.content_hash()
+        row["content_hash"] = content_hash or self.content_hash()
         return row
 
     @classmethod
@@ -122,9 +123,8 @@ class ModelRecord:
 
     def content_hash(self) -> str:
         """Hash of the facts (not of when they were indexed), to detect changed records."""
-        d = asdict(self)
-        d.pop("indexed_at", None)
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        facts = {name: getattr(self, name) for name in RECORD_FIELDS if name != "indexed_at"}
+        return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(ModelRecord))

@@ -24,9 +24,11 @@ from typing import Any
 from zoo import config
 from zoo.errors import DatabaseError, DatabaseLocked, SchemaTooNew, UnknownModel, UsageError
 from zoo.ids import ModelId
+from zoo.migrations import MIGRATION_NAMES, MIGRATION_SET, migration_set
 from zoo.record import RECORD_FIELDS, ModelRecord
 
 BUSY_TIMEOUT_MS = 5000
+COUNT_CAP = 10_000
 SORTS = {
     # name -> (sql column, descending, python key for merging)
     "top1": ("imagenet_top1", True),
@@ -45,6 +47,7 @@ class SearchResult:
     total: int  # rows matching the filters (before --limit), across catalog and user db
     query: str | None
     filters: dict[str, Any]
+    total_is_lower_bound: bool = False  # more than COUNT_CAP matched
 
 
 @dataclass
@@ -118,59 +121,55 @@ class Registry:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        from sqlite_utils import Database
-
-        from zoo.migrations import migrations
-
         exists = self.db_path.exists()
-        if exists or self._create:
-            try:
-                self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise DatabaseError(f"Cannot create {self.db_path.parent}: {e}. Set ZOO_DB or --db.") from None
-            target = str(self.db_path)
-        else:
-            target = ":memory:"  # reading only: an empty user schema, nothing written to disk
+        self._has_user_db = exists or self._create
         try:
-            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            if self._has_user_db:
+                try:
+                    self.db_path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise DatabaseError(f"Cannot create {self.db_path.parent}: {e}. Set ZOO_DB or --db.") from None
+                conn = sqlite3.connect(str(self.db_path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            else:
+                # Reading only and no user database yet: nothing is written to disk.
+                conn = sqlite3.connect(":memory:", isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            db = Database(conn)
-            self._check_schema(db, self.db_path)
-            if target != ":memory:":
-                conn.execute("PRAGMA journal_mode = WAL")
-            if migrations.pending(db):
-                migrations.apply(db)
+            if self._has_user_db:
+                applied = self._applied(conn, self.db_path, "main")
+                if set(MIGRATION_NAMES) - applied:
+                    from sqlite_utils import Database
+
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    migration_set().apply(Database(conn))
             if self.catalog_path is not None:
                 uri = "file:" + str(self.catalog_path.resolve()) + "?mode=ro"
                 conn.execute("ATTACH DATABASE ? AS catalog", (uri,))
-                self._check_schema(db, self.catalog_path, schema="catalog")
+                self._applied(conn, self.catalog_path, "catalog")
         except sqlite3.Error as e:
             raise _translate(e, self.db_path if exists else (self.catalog_path or self.db_path)) from None
-        self._has_user_db = target != ":memory:"
         return conn
 
     @staticmethod
-    def _check_schema(db: Any, path: Path, schema: str = "main") -> None:
-        from zoo.migrations import migrations
-
-        table = "_sqlite_migrations"
+    def _applied(conn: sqlite3.Connection, path: Path, schema: str) -> set[str]:
+        """Migrations applied to ``schema``; refuses a database from a newer zoo."""
         try:
-            rows = db.execute(
-                f"SELECT name FROM {schema}.sqlite_master WHERE type='table' AND name=?", [table]
-            ).fetchall()
-            if not rows:
-                return
-            applied = {r[0] for r in db.execute(f"SELECT name FROM {schema}.{table} WHERE migration_set = 'zoo'")}
+            has = conn.execute(
+                f"SELECT 1 FROM {schema}.sqlite_master WHERE type='table' AND name='_sqlite_migrations'"
+            ).fetchone()
+            if not has:
+                return set()
+            applied = {r[0] for r in conn.execute(
+                f"SELECT name FROM {schema}._sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])}
         except sqlite3.Error as e:
             raise _translate(e, path) from None
-        known = {m.name for m in migrations._migrations}
-        newer = sorted(applied - known)
+        newer = sorted(applied - set(MIGRATION_NAMES))
         if newer:
             raise SchemaTooNew(
                 f"Database {path} was written by a newer zoo (unknown migrations: {', '.join(newer)}). "
                 "Upgrade zoo (pip install -U zoo) or use another --db."
             )
+        return applied
 
     def close(self) -> None:
         if self._conn is not None:
@@ -185,7 +184,13 @@ class Registry:
 
     def _schemas(self) -> list[str]:
         self.conn  # noqa: B018 - opens and attaches
-        return ["main", "catalog"] if self.catalog_path is not None else ["main"]
+        return (["main"] if self._has_user_db else []) + (["catalog"] if self.catalog_path is not None else [])
+
+    def _not_shadowed(self, schema: str, col: str = "id") -> str:
+        """SQL condition hiding catalog rows that the user database overrides."""
+        if schema == "catalog" and self._has_user_db:
+            return f"{col} NOT IN (SELECT id FROM main.models)"
+        return ""
 
     def _ensure_writable(self) -> None:
         if not self._has_user_db:
@@ -225,11 +230,15 @@ class Registry:
         if lcs:
             clauses.append(f"m.license_class IN ({', '.join('?' * len(lcs))})")
             params.extend(lcs)
+        # Unary + keeps SQLite from choosing the params index when the result is sorted by another
+        # column: walking the (modality, license_class, imagenet_top1) index in order and stopping at
+        # LIMIT beats sorting every match of a broad size filter.
+        p = "m.params" if filters.get("sort") in ("params", "-params") else "+m.params"
         if filters.get("max_params") is not None:
-            clauses.append("m.params <= ?")
+            clauses.append(f"{p} <= ?")
             params.append(int(filters["max_params"]))
         if filters.get("min_params") is not None:
-            clauses.append("m.params >= ?")
+            clauses.append(f"{p} >= ?")
             params.append(int(filters["min_params"]))
         if filters.get("min_top1") is not None:
             clauses.append("m.imagenet_top1 >= ?")
@@ -247,8 +256,8 @@ class Registry:
                 f"EXISTS (SELECT 1 FROM json_each(m.domains) WHERE value IN ({', '.join('?' * len(domains))}))"
             )
             params.extend(domains)
-        if schema == "catalog":
-            clauses.append("m.id NOT IN (SELECT id FROM main.models)")
+        if self._not_shadowed(schema):
+            clauses.append(self._not_shadowed(schema, "m.id"))
         return clauses, params
 
     def search(
@@ -289,13 +298,18 @@ class Registry:
         sort = sort or ("relevance" if match else "top1")
         if sort == "relevance" and not match:
             sort = "top1"
+        filters["sort"] = sort
 
         per_schema: list[list[tuple[Any, ...]]] = []
-        total = 0
+        total, capped = 0, False
         fetch = None if (limit is None or available) else limit
         try:
-            for schema in self._schemas():
-                clauses, params = self._where(schema, filters)
+            # Several license classes: one index-ordered query per class, merged below, instead of one
+            # query that has to sort every match.
+            lcs = filters["license_classes"]
+            parts = [[c] for c in lcs] if len(lcs) > 1 and sort != "relevance" else [lcs]
+            for schema, part in ((s, p) for s in self._schemas() for p in parts):
+                clauses, params = self._where(schema, {**filters, "license_classes": part})
                 frm = f"{schema}.models m"
                 if match:
                     frm = f"{schema}.models_fts f JOIN {schema}.models m ON m.rowid = f.rowid"
@@ -314,7 +328,13 @@ class Registry:
                 rows = self.conn.execute(sql, params).fetchall()
                 per_schema.append([self._sort_key(sort, r) + (r,) for r in rows])
                 if count:
-                    total += self.conn.execute(f"SELECT count(*) FROM {frm} {where}", params).fetchone()[0]
+                    # Counting every match of a broad filter over a million rows costs more than the
+                    # search itself; past COUNT_CAP the total is reported as "at least".
+                    n = self.conn.execute(
+                        f"SELECT count(*) FROM (SELECT 1 FROM {frm} {where} LIMIT {COUNT_CAP + 1})", params
+                    ).fetchone()[0]
+                    total += n
+                    capped = capped or n > COUNT_CAP
         except sqlite3.Error as e:
             raise _translate(e, self.db_path) from None
         merged = heapq.merge(*per_schema, key=lambda t: t[:-1])
@@ -328,7 +348,8 @@ class Registry:
                 break
         if available and count:
             total = len(records) if limit is None else total  # exact only without a limit
-        return SearchResult(records=records, total=total if count else len(records), query=query, filters=filters)
+        return SearchResult(records=records, total=min(total, COUNT_CAP) if capped else total if count else len(records),
+                            query=query, filters=filters, total_is_lower_bound=capped)
 
     @staticmethod
     def _sort_key(sort: str, row: sqlite3.Row) -> tuple[Any, ...]:
@@ -388,7 +409,7 @@ class Registry:
 
     def iter_records(self) -> Iterator[ModelRecord]:
         for schema in self._schemas():
-            cond = " WHERE id NOT IN (SELECT id FROM main.models)" if schema == "catalog" else ""
+            cond = f" WHERE {self._not_shadowed(schema)}" if self._not_shadowed(schema) else ""
             for row in self.conn.execute(f"SELECT * FROM {schema}.models{cond} ORDER BY id"):
                 yield ModelRecord.from_row(dict(row))
 
@@ -405,13 +426,12 @@ class Registry:
         by_domain: dict[str, int] = {}
         total = 0
         for schema in self._schemas():
-            cond = " WHERE id NOT IN (SELECT id FROM main.models)" if schema == "catalog" else ""
+            cond = f" WHERE {self._not_shadowed(schema, 'm.id')}" if self._not_shadowed(schema) else ""
             for col, acc in (("source", by_source), ("modality", by_modality), ("license_class", by_license)):
-                for k, n in self.conn.execute(f"SELECT {col}, count(*) FROM {schema}.models{cond} GROUP BY {col}"):
+                for k, n in self.conn.execute(f"SELECT {col}, count(*) FROM {schema}.models m{cond} GROUP BY {col}"):
                     acc[k] = acc.get(k, 0) + n
             for k, n in self.conn.execute(
-                f"SELECT j.value, count(*) FROM {schema}.models m, json_each(m.domains) j"
-                f"{cond.replace('id NOT', 'm.id NOT')} GROUP BY j.value"
+                f"SELECT j.value, count(*) FROM {schema}.models m, json_each(m.domains) j{cond} GROUP BY j.value"
             ):
                 by_domain[k] = by_domain.get(k, 0) + n
         total = sum(by_source.values())
@@ -433,6 +453,8 @@ class Registry:
         return row[0] if row else None
 
     def known_revisions(self, source: str) -> dict[str, str]:
+        if not self._schemas() or not self._has_user_db:
+            return {}
         rows = self.conn.execute("SELECT id, revision FROM main.models WHERE source = ?", [source])
         return {r[0]: r[1] for r in rows if r[1]}
 
@@ -471,7 +493,7 @@ class Registry:
             else:
                 summary.added += 1
             rec.indexed_at = stamp
-            row = rec.to_row()
+            row = rec.to_row(h)
             batch.append([row[c] for c in cols])
         conn.executemany(sql, batch)
         return summary

@@ -45,7 +45,8 @@ def search(query, modality, domains, license_classes, max_params, min_params, mi
         for r in res.records
     ]
     click.echo(table(["id", "modality", "domains", "params", "top1", "license", "class"], rows))
-    click.echo(f"\n{len(res.records)} of {res.total} matching models shown.")
+    more = "more than " if res.total_is_lower_bound else ""
+    click.echo(f"\n{len(res.records)} of {more}{res.total:,} matching models shown.")
 
 
 @click.command()
