@@ -112,13 +112,18 @@ def scaled_search(real: list[ModelRecord], sizes: list[int], results: dict) -> N
             for i in range(40):
                 r = Registry(db=path, catalog=Path(d) / "none.db")
                 t = time.perf_counter()
-                res = r.search(**query)
+                r.search(**query)
                 lat.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 r.search("vision transformer" if i % 2 else "bert text", limit=20, sort="top1")
                 text_lat.append(time.perf_counter() - t)
                 r.close()
-            selectivity = res.total / n
+            with Registry(db=path, catalog=Path(d) / "none.db") as r:  # exact, uncapped count
+                matched = r.conn.execute(
+                    "SELECT count(*) FROM models WHERE modality = ? AND license_class = ? AND params <= ?",
+                    [query["modality"], query["license_classes"][0], query["max_params"]],
+                ).fetchone()[0]
+            selectivity = matched / n
             p95 = sorted(lat)[int(0.95 * len(lat)) - 1]
             tp95 = sorted(text_lat)[int(0.95 * len(text_lat)) - 1]
             row = {"records": n, "selectivity": selectivity, "p50_ms": statistics.median(lat) * 1000,

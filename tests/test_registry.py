@@ -165,3 +165,17 @@ def test_newer_schema_is_refused(tmp_path):
     c.close()
     with pytest.raises(SchemaTooNew, match="newer zoo"):
         Registry(db=path, catalog=tmp_path / "none.db").search()
+
+
+def test_full_text_index_follows_updates_and_removals(reg):
+    reg.index("local", [rec("local:enc", description="an encoder for sonar pings")])
+    assert [r.id for r in reg.search("sonar").records] == ["local:enc"]
+    reg.index("local", [rec("local:enc", description="an encoder for radar echoes")])
+    assert reg.search("sonar").records == []
+    assert [r.id for r in reg.search("radar").records] == ["local:enc"]
+    assert reg.remove("local:enc")
+    assert reg.search("radar").records == []
+    n_fts = reg.conn.execute("SELECT count(*) FROM main.models_fts").fetchone()[0]
+    n = reg.conn.execute("SELECT count(*) FROM main.models").fetchone()[0]
+    assert n_fts == n
+    reg.conn.execute("INSERT INTO main.models_fts(models_fts) VALUES ('integrity-check')")

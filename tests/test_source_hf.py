@@ -216,3 +216,40 @@ def test_card_prose():
     assert card_prose("No front matter") == "No front matter"
     long = card_prose("word " * 1000, max_chars=100)
     assert len(long) <= 102 and long.endswith("…")
+
+
+def test_cli_index_hf_end_to_end_and_incremental(hub, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    monkeypatch.setenv("ZOO_DB", str(tmp_path / "user.db"))
+    res = CliRunner().invoke(cli, ["index", "hf", "--endpoint", hub.url, "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["added"] == 6 and summary["failed"] == 0
+    shown = json.loads(CliRunner().invoke(cli, ["show", f"hf:{CXR}", "--json"]).output)
+    assert shown["modality"] == "image" and shown["source"] == "hf"
+    hub.requests.clear()
+    again = json.loads(CliRunner().invoke(cli, ["index", "hf", "--endpoint", hub.url, "--json"]).output)
+    assert again["unchanged"] == 6 and again["added"] == again["updated"] == 0
+    assert not [p for p in hub.paths() if p.startswith(f"/api/models/{CXR}")]
+
+
+def test_persistent_server_error_rolls_the_run_back(hub, tmp_path):
+    from zoo import api
+
+    db = tmp_path / "user.db"
+    api.index("hf", db=db, endpoint=hub.url, ids=[CXR], **FAST)
+    with api.open_registry(db) as reg:
+        before = reg.conn.execute("SELECT id, revision, content_hash FROM main.models").fetchall()
+    hub.bump(CXR)  # the failing run would have updated this one
+    hub.fail_repos.add(BIOMED)
+    with pytest.raises(HubError):
+        api.index("hf", db=db, endpoint=hub.url, **FAST)
+    with api.open_registry(db) as reg:
+        after = reg.conn.execute("SELECT id, revision, content_hash FROM main.models").fetchall()
+        assert [tuple(r) for r in after] == [tuple(r) for r in before]
+        assert reg.conn.execute("SELECT count(*) FROM main.index_runs").fetchone()[0] == 1

@@ -32,7 +32,9 @@ def m001_models(db: Database) -> None:
     db["models"].create_index(["imagenet_top1"], index_name="idx_models_top1")
     db["models"].create_index(["source"], index_name="idx_models_source")
     db["models"].create_index(["architecture"], index_name="idx_models_architecture")
-    db["models"].enable_fts(FTS_COLUMNS, fts_version="FTS5", tokenize="porter", create_triggers=True)
+    # No triggers: Registry.write_records keeps the index in sync in bulk, inside the same
+    # transaction (per-row triggers made indexing ~4x slower).
+    db["models"].enable_fts(FTS_COLUMNS, fts_version="FTS5", tokenize="porter", create_triggers=False)
     db["meta"].create({"key": str, "value": str}, pk="key")
     db["index_runs"].create(
         {"id": int, "source": str, "options": str, "started_at": str, "finished_at": str,

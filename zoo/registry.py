@@ -482,7 +482,7 @@ class Registry:
             f"INSERT INTO main.models ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
             f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in cols if c != 'id')}"
         )
-        batch = []
+        batch, changed = [], []
         for rec in recs:
             h = rec.content_hash()
             if existing.get(rec.id) == h:
@@ -495,8 +495,30 @@ class Registry:
             rec.indexed_at = stamp
             row = rec.to_row(h)
             batch.append([row[c] for c in cols])
+            changed.append((rec.id,))
+        if not batch:
+            return summary
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _changed (id TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM temp._changed")
+        conn.executemany("INSERT OR IGNORE INTO temp._changed (id) VALUES (?)", changed)
+        self._fts_sync(conn, "delete")
         conn.executemany(sql, batch)
+        self._fts_sync(conn, "insert")
+        conn.execute("DELETE FROM temp._changed")
         return summary
+
+    @staticmethod
+    def _fts_sync(conn: sqlite3.Connection, action: str) -> None:
+        """Remove (before an upsert) or add (after it) the full-text rows of the ids in temp._changed."""
+        from zoo.migrations import FTS_COLUMNS
+
+        cols = ", ".join(FTS_COLUMNS)
+        src = ", ".join(f"m.{c}" for c in FTS_COLUMNS)
+        join = "FROM main.models m JOIN temp._changed c ON c.id = m.id"
+        if action == "delete":
+            conn.execute(f"INSERT INTO main.models_fts (models_fts, rowid, {cols}) SELECT 'delete', m.rowid, {src} {join}")
+        else:
+            conn.execute(f"INSERT INTO main.models_fts (rowid, {cols}) SELECT m.rowid, {src} {join}")
 
     def index(
         self,
@@ -561,5 +583,9 @@ class Registry:
     def remove(self, model_id: str) -> bool:
         mid = str(ModelId.parse(model_id))
         with self.transaction() as conn:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS _changed (id TEXT PRIMARY KEY)")
+            conn.execute("INSERT OR IGNORE INTO temp._changed (id) VALUES (?)", [mid])
+            self._fts_sync(conn, "delete")
+            conn.execute("DELETE FROM temp._changed")
             cur = conn.execute("DELETE FROM main.models WHERE id = ?", [mid])
         return cur.rowcount > 0
