@@ -57,6 +57,7 @@ def build(out: Path, timm_names: list[str] | None = None) -> None:
             continue
         s = reg.index("manifest", iter_source("manifest", path=path), indexed_at=BUILD_TIMESTAMP)
         print(f"{name}: {s.added} records", file=sys.stderr)
+    embed_catalog(reg)
     with reg.transaction() as conn:
         reg.set_meta(conn, {"catalog_version": CATALOG_VERSION, "build_timestamp": BUILD_TIMESTAMP,
                             "timm_version": timm.__version__})
@@ -69,6 +70,20 @@ def build(out: Path, timm_names: list[str] | None = None) -> None:
     conn.execute("VACUUM")
     conn.close()
     os.replace(tmp, out)
+
+
+def embed_catalog(reg) -> None:
+    """Ship the default model's vectors of every card and vocabulary phrase, so the first
+    ``zoo recommend`` embeds only the query."""
+    from zoo.cards import card_text
+    from zoo.embed import get_embedder
+    from zoo.understand import phrase_items
+    from zoo.vectors import EmbeddingStore
+
+    embedder = get_embedder()
+    items = [(f"card:{r.id}", card_text(r)) for r in reg.iter_records()] + phrase_items()
+    EmbeddingStore(reg).ensure(items, embedder, progress=True)
+    print(f"embedded {len(items)} texts with {embedder.model_id}", file=sys.stderr)
 
 
 def dump(path: Path) -> str:

@@ -83,3 +83,17 @@ def test_build_is_reproducible(tmp_path):
     mod.build(b, timm_names=names)
     assert mod.dump(a) == mod.dump(b)
     assert "2026-11-22T00:00:00Z" in mod.dump(a)
+
+
+def test_catalog_ships_current_vectors(catalog):
+    """Every card and vocabulary phrase has the default encoder's vector for its current text, so
+    the first `zoo recommend` embeds only the query (rebuild registry.db after changing them)."""
+    from zoo.cards import card_text, text_hash
+    from zoo.embed import model_identity
+    from zoo.understand import phrase_items
+    from zoo.vectors import EmbeddingStore
+
+    items = [(f"card:{r.id}", card_text(r)) for r in catalog.iter_records()] + phrase_items()
+    have = EmbeddingStore(catalog).lookup([k for k, _ in items], model_identity())
+    stale = [k for k, t in items if k not in have or have[k][0] != text_hash(t)]
+    assert stale == []

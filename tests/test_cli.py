@@ -113,3 +113,12 @@ def test_help_and_search_import_no_heavy_modules(env):
     for args in (["--help"], ["search", "resnet", "--modality", "image"], ["show", "timm:resnet50.a1_in1k"]):
         out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True).stdout
         assert out.strip().splitlines()[-1] == "HEAVY []", out
+
+
+def test_api_names_are_not_shadowed_by_submodules():
+    import importlib.util
+
+    import zoo
+
+    for name in zoo._LAZY:
+        assert importlib.util.find_spec(f"zoo.{name}") is None, f"zoo/{name}.py would shadow zoo.{name}()"

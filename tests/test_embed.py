@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from zoo import embed
-from zoo.embed import DEFAULT_MODEL, EmbedError, get_embedder, model_identity, warm_export
+from zoo.embed import DEFAULT_MODEL, EmbedError, get_embedder, model_identity
 
 pytestmark = pytest.mark.slow
 
@@ -49,25 +49,6 @@ def _isolated_cache(tmp_path, monkeypatch):
     """Nothing a test does lands in the real ~/.cache/zoo (hash memos included)."""
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "zoo-cache"))
     monkeypatch.delenv("ZOO_EMBED_MODEL", raising=False)
-
-
-@pytest.fixture(scope="session")
-def onnx_cache(tmp_path_factory):
-    """A cache dir holding the default model's ONNX export, made once per test session."""
-    cache = tmp_path_factory.mktemp("zoo-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ZOO_CACHE_DIR", str(cache))
-        mp.delenv("ZOO_EMBED_MODEL", raising=False)
-        path = warm_export()
-    assert path is not None and path.is_file()
-    return cache
-
-
-@pytest.fixture
-def use_cache(onnx_cache, monkeypatch):
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(onnx_cache))
-    monkeypatch.delenv("ZOO_EMBED_MODEL", raising=False)
-    return onnx_cache
 
 
 @pytest.fixture(scope="session")

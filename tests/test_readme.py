@@ -22,6 +22,13 @@ def blocks(lang: str) -> list[str]:
 CONSOLE = [line[2:] for b in blocks("console") for line in b.splitlines() if line.startswith("$ ")]
 
 
+@pytest.fixture(autouse=True)
+def _encoder(use_cache):
+    from zoo.recommender import _STATE
+
+    _STATE.clear()
+
+
 @pytest.mark.parametrize("command", CONSOLE)
 def test_console_examples_run(command):
     args = shlex.split(command)

@@ -65,7 +65,7 @@ def test_records_parsed(hub):
     assert (cxr.modality, cxr.tasks, cxr.library) == ("image", ["image-classification"], "transformers")
     assert (cxr.license, cxr.license_class) == ("apache-2.0", "permissive")
     assert cxr.params == 85_812_238
-    assert cxr.results == {"chexpert_auroc": 0.887}
+    assert cxr.results == {"chexpert_auroc": 88.7}  # scores in percent (vocab.result_value)
     assert cxr.domains == ["medical-radiology"]
     assert cxr.pretraining_data == ["chexpert", "mimic-cxr", "in21k"]
     assert (cxr.downloads, cxr.likes, cxr.gated) == (15_234, 41, False)

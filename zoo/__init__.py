@@ -16,6 +16,9 @@ _LAZY = {
     "stats": "zoo.api",
     "index": "zoo.api",
     "open_registry": "zoo.api",
+    "recommend": "zoo.recommender",
+    "explain": "zoo.recommender",
+    "Recommendation": "zoo.recommender",
     "Registry": "zoo.registry",
     "ModelRecord": "zoo.record",
 }

@@ -28,13 +28,15 @@ def m001_models(db: Database) -> None:
     db["models"].create(columns, pk="id", not_null={"modality", "license_class", "source"})
     db["models"].create_index(["modality", "license_class", "imagenet_top1"], index_name="idx_models_filter_top1")
     db["models"].create_index(["modality", "license_class", "params"], index_name="idx_models_filter_params")
-    db["models"].create_index(["params"], index_name="idx_models_params")
+    # Only the indexes the searches use: every extra one slows indexing (benchmarks/bench_registry.py).
     db["models"].create_index(["imagenet_top1"], index_name="idx_models_top1")
-    db["models"].create_index(["source"], index_name="idx_models_source")
-    db["models"].create_index(["architecture"], index_name="idx_models_architecture")
     # No triggers: Registry.write_records keeps the index in sync in bulk, inside the same
     # transaction (per-row triggers made indexing ~4x slower).
-    db["models"].enable_fts(FTS_COLUMNS, fts_version="FTS5", tokenize="porter", create_triggers=False)
+    # detail=column: no token positions (zoo never runs phrase queries), about twice as fast to fill.
+    db.execute(
+        f"CREATE VIRTUAL TABLE models_fts USING FTS5({', '.join(FTS_COLUMNS)}, tokenize='porter', "
+        "content='models', detail='column')"
+    )
     db["meta"].create({"key": str, "value": str}, pk="key")
     db["index_runs"].create(
         {"id": int, "source": str, "options": str, "started_at": str, "finished_at": str,
@@ -43,7 +45,17 @@ def m001_models(db: Database) -> None:
     )
 
 
-MIGRATIONS = [m001_models]
+def m002_text_embeddings(db: Database) -> None:
+    """Embeddings of model cards and vocabulary phrases, per embedding model. ``key`` is
+    ``card:<model id>`` or ``phrase:<kind>:<name>:<i>``; ``content_hash`` is the hash of the embedded
+    text, so only new or changed texts are embedded again."""
+    db["text_embeddings"].create(
+        {"key": str, "embed_model": str, "content_hash": str, "dim": int, "vector": bytes},
+        pk=("key", "embed_model"),
+    )
+
+
+MIGRATIONS = [m001_models, m002_text_embeddings]
 MIGRATION_NAMES = [m.__name__ for m in MIGRATIONS]
 
 

@@ -11,8 +11,17 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import orjson
+
 from zoo import vocab
 from zoo.ids import ModelId
+
+
+def _dumps(value: Any) -> str:
+    # orjson: several times faster than json.dumps, which dominated indexing time; sorted keys keep
+    # the text (and so content hashes and the catalog's dump) stable.
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
 
 # Fields stored as JSON text in SQLite.
 JSON_FIELDS = (
@@ -46,7 +55,8 @@ class ModelRecord:
     max_length: int | None = None
     license: str | None = None
     license_class: str = "unknown"
-    results: dict[str, float] = field(default_factory=dict)  # e.g. {"imagenet_top1": 80.4}
+    # upstream results, e.g. {"imagenet_top1": 80.4}; scores in percent (see vocab.result_value)
+    results: dict[str, float] = field(default_factory=dict)
     imagenet_top1: float | None = None  # denormalised from results for sorting/filtering
     cpu_latency_ms: float | None = None  # batch-1 CPU inference, timm's published benchmark
     downloads: int | None = None
@@ -96,13 +106,15 @@ class ModelRecord:
             if v is not None and not all(isinstance(x, (int, float)) for x in v):
                 raise FieldError(name, f"{name} must be a list of numbers, got {v!r}")
 
-    def to_row(self, content_hash: str | None = None) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
+        """The SQLite row, with ``content_hash`` over every fact (not over when it was indexed)."""
         row = {name: getattr(self, name) for name in RECORD_FIELDS}
         for name in JSON_FIELDS:
             if row[name] is not None:
-                row[name] = json.dumps(row[name], sort_keys=True)
+                row[name] = _dumps(row[name])
         row["gated"] = int(self.gated)
-        row["content_hash"] = content_hash or self.content_hash()
+        facts = orjson.dumps([row[name] for name in _HASHED_FIELDS])
+        row["content_hash"] = hashlib.sha256(facts).hexdigest()[:16]
         return row
 
     @classmethod
@@ -122,9 +134,8 @@ class ModelRecord:
         return asdict(self)
 
     def content_hash(self) -> str:
-        """Hash of the facts (not of when they were indexed), to detect changed records."""
-        facts = {name: getattr(self, name) for name in RECORD_FIELDS if name != "indexed_at"}
-        return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return self.to_row()["content_hash"]
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(ModelRecord))
+_HASHED_FIELDS = tuple(name for name in RECORD_FIELDS if name != "indexed_at")

@@ -135,6 +135,7 @@ class Registry:
                 conn = sqlite3.connect(":memory:", isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA cache_size = -65536")  # 64 MB: index inserts of large runs stay in memory
             if self._has_user_db:
                 applied = self._applied(conn, self.db_path, "main")
                 if set(MIGRATION_NAMES) - applied:
@@ -484,7 +485,8 @@ class Registry:
         )
         batch, changed = [], []
         for rec in recs:
-            h = rec.content_hash()
+            row = rec.to_row()
+            h = row["content_hash"]
             if existing.get(rec.id) == h:
                 summary.unchanged += 1
                 continue
@@ -492,8 +494,7 @@ class Registry:
                 summary.updated += 1
             else:
                 summary.added += 1
-            rec.indexed_at = stamp
-            row = rec.to_row(h)
+            rec.indexed_at = row["indexed_at"] = stamp
             batch.append([row[c] for c in cols])
             changed.append((rec.id,))
         if not batch:
@@ -502,6 +503,7 @@ class Registry:
         conn.execute("DELETE FROM temp._changed")
         conn.executemany("INSERT OR IGNORE INTO temp._changed (id) VALUES (?)", changed)
         self._fts_sync(conn, "delete")
+        batch.sort(key=lambda values: values[0])  # id order: appends to the primary-key b-tree
         conn.executemany(sql, batch)
         self._fts_sync(conn, "insert")
         conn.execute("DELETE FROM temp._changed")

@@ -203,6 +203,13 @@ PRETRAINING_DATA: dict[str, str] = {
     "webface4m": "WebFace4M face identities (subset of WebFace260M)",
     "pmc-15m": "PMC-15M: 15M biomedical figure-caption pairs from PubMed Central (BiomedCLIP)",
     "ham10000": "HAM10000 dermatoscopic skin-lesion images (7 classes)",
+    "sst2": "SST-2 Stanford Sentiment Treebank (binary sentiment of movie-review sentences, GLUE)",
+    "imdb-reviews": "IMDB Large Movie Review Dataset (50k reviews, binary sentiment)",
+    "ag-news": "AG News topic classification (120k news articles, 4 classes)",
+    "quickdraw": "Google Quick, Draw! doodles (50M vector sketches, 345 categories)",
+    "cifar100": "CIFAR-100 (60k 32x32 images, 100 classes)",
+    "iam": "IAM Handwriting Database (English handwritten text lines)",
+    "danbooru": "Danbooru anime-style illustrations with community tags",
 }
 
 # Pretraining data that makes a model a remote-sensing backbone.
@@ -254,4 +261,18 @@ def pretraining_from_tag(tag: str) -> list[str]:
 def check_member(kind: str, value: str, allowed: dict[str, str]) -> str:
     if value not in allowed:
         raise ValueError(f"unknown {kind} {value!r}; expected one of: {', '.join(allowed)}")
+    return value
+
+
+# Upstream results (ModelRecord.results) use one scale: score-like metrics (accuracy, F1, AUROC, mAP,
+# kappa, precision, recall) in percent, as timm publishes ImageNet top-1. Error-like metrics (WER,
+# loss, perplexity) stay as published.
+_SCORE_WORDS = ("acc", "top1", "top5", "top-1", "top-5", "f1", "auc", "auroc", "map", "kappa", "precision", "recall")
+
+
+def result_value(metric: str, value: float) -> float:
+    """``value`` on zoo's results scale: a score-like metric given as a fraction becomes percent."""
+    m = metric.lower()
+    if 0 <= value <= 1 and any(w in m for w in _SCORE_WORDS) and "err" not in m:
+        return round(value * 100, 4)
     return value

@@ -37,8 +37,9 @@ def cli() -> None:
     """
 
 
-from zoo.cli import index_cmd, registry_cmd  # noqa: E402
+from zoo.cli import index_cmd, recommend_cmd, registry_cmd  # noqa: E402
 
+recommend_cmd.register(cli)
 registry_cmd.register(cli)
 index_cmd.register(cli)
 

@@ -670,12 +670,13 @@ def _add_metric(out: dict[str, float], dataset: str, config: Any, split: Any, me
     ds, m = dataset.lower(), str(metric).strip().lower()
     if ds in _IMAGENET_DATASETS and (m in _TOP1_METRICS or m in _TOP5_METRICS):
         key = "imagenet_top1" if m in _TOP1_METRICS else "imagenet_top5"
-        out.setdefault(key, round(v * 100, 4) if v <= 1 else v)
+        out.setdefault(key, vocab.result_value(key, v))
         return
     base = _slug(dataset)
     if config and _slug(config) not in (base, "default") and _slug(config) not in base:
         base += "_" + _slug(config)
     key = f"{base}_{_slug(metric)}"
+    v = vocab.result_value(key, v)
     if key in out and out[key] != v and split:
         key = f"{base}_{_slug(split)}_{_slug(metric)}"
     out.setdefault(key, v)

@@ -1,0 +1,192 @@
+"""Recommendation from a task description, on the real shipped catalog with the real encoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from zoo.cli import cli
+from zoo.errors import UnknownModel, UsageError, WeightsUnavailable
+from zoo.recommender import _STATE, SERVES, group_key
+from zoo.record import ModelRecord
+from zoo.registry import Registry
+from zoo.vectors import EmbeddingStore, VectorIndex
+
+
+@pytest.fixture(autouse=True)
+def _encoder(use_cache):
+    _STATE.clear()  # each test sees its own user database
+    yield
+    _STATE.clear()
+
+
+def test_radiology_task_understood_and_ranked():
+    rec = zoo.recommend("detect pneumonia in chest X-rays", top_k=5)
+    u = rec.understanding
+    assert u.modality == "image" and not u.modality_given and u.modality_confidence > 0.5
+    assert "medical-radiology" in u.domains
+    assert all(c.record.modality in SERVES["image"] for c in rec.candidates)
+    top3 = [c.record for c in rec.candidates[:3]]
+    assert all("medical-radiology" in r.domains for r in top3), [r.id for r in top3]
+    best = rec.best
+    assert set(best.components) >= {"domain_similarity", "domain_match", "quality", "popularity", "size_fit"}
+    assert best.score == pytest.approx(sum(w * best.components[k] for k, w in rec.weights.items()))
+    assert [c.rank for c in rec.candidates] == list(range(1, len(rec.candidates) + 1))
+    assert rec.seconds > 0 and rec.embed_model.startswith("sentence-transformers/all-MiniLM-L6-v2@")
+
+
+def test_text_task_gets_text_models():
+    rec = zoo.recommend("classify clauses in commercial contracts", top_k=5)
+    assert rec.understanding.modality == "text"
+    assert "legal" in rec.understanding.domains
+    assert all(c.record.modality == "text" for c in rec.candidates)
+    assert sum("legal" in c.record.domains for c in rec.candidates) >= 3
+
+
+def test_hard_constraints_are_never_violated():
+    rec = zoo.recommend("classify photos of dog breeds", license_classes=["permissive"], max_params=30_000_000,
+                        max_latency_ms=20, top_k=20)
+    assert rec.candidates
+    for c in rec.candidates:
+        r = c.record
+        assert r.license_class == "permissive" and r.params <= 30_000_000 and r.cpu_latency_ms <= 20
+    assert rec.excluded_unknown > 0  # unknown sizes/latencies are excluded, and counted
+    loose = zoo.recommend("classify photos of dog breeds", license_classes=["permissive"], max_params=30_000_000,
+                          max_latency_ms=20, top_k=500, allow_unknown=True)
+    assert loose.considered > rec.considered
+
+
+def test_empty_result_names_the_constraint():
+    rec = zoo.recommend("classify photos of dog breeds", max_params=1000)
+    assert rec.candidates == []
+    assert "max_params" in rec.empty_reason
+    with pytest.raises(UsageError, match="max_params"):
+        _ = rec.best
+
+
+def test_near_duplicates_grouped():
+    rec = zoo.recommend("classify photos of dog breeds", top_k=15)
+    keys = [group_key(c.record) for c in rec.candidates]
+    assert len(keys) == len(set(keys))
+    assert any(c.variants for c in rec.candidates)
+    flat = zoo.recommend("classify photos of dog breeds", top_k=40, group=False)
+    assert len({group_key(c.record) for c in flat.candidates}) < len(flat.candidates)
+
+
+def test_candidates_shortlist_is_ranked_whole():
+    ids = ["timm:resnet50.a1_in1k", "local:cifar_resnet20.c10", "hf:microsoft/rad-dino"]
+    rec = zoo.recommend("spot lung problems on X-ray pictures", candidates=ids)
+    assert sorted(c.id for c in rec.candidates) == sorted(ids)
+    assert rec.candidates[0].id == "hf:microsoft/rad-dino"
+    with pytest.raises(UnknownModel, match="timm:resnet50.a1_in1k"):
+        zoo.recommend("x-ray", candidates=["timm:resnet50.a1_in1"])
+
+
+def test_explain_why_not():
+    cand, rec = zoo.explain("timm:resnet50.a1_in1k", "detect pneumonia in chest X-rays")
+    assert cand.failed_constraint is None and cand.score < rec.best.score
+    assert cand.components["domain_match"] < rec.best.components["domain_match"]
+    cand, _ = zoo.explain("hf:microsoft/rad-dino-maira-2", "detect pneumonia in chest X-rays",
+                          license_classes=["permissive"])
+    assert cand.failed_constraint == "license_class: fails ['permissive']"
+
+
+def test_user_models_are_embedded_once(tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text("models:\n  - id: local:sonar-net\n    modality: audio\n    domains: [environmental-audio]\n"
+                 "    description: detects submarines from underwater sonar recordings\n")
+    zoo.index("manifest", path=m)
+    rec = zoo.recommend("recognise submarines in underwater sonar audio", top_k=3)
+    assert rec.candidates[0].id == "local:sonar-net"
+    with Registry() as reg:
+        rows = reg.conn.execute("SELECT key, embed_model FROM main.text_embeddings").fetchall()
+    cards = [r[0] for r in rows if r[0].startswith("card:")]
+    assert cards == ["card:local:sonar-net"]  # the catalog's card vectors are shipped, not redone
+
+
+def test_embedding_store_only_embeds_new_or_changed(tmp_path):
+    class Counting:
+        model_id, dim, calls = "fake@1", 4, 0
+
+        def encode(self, texts, progress=False):
+            Counting.calls += len(texts)
+            return np.array([[len(t), 1, 0, 0] for t in texts], np.float32)
+
+    reg = Registry(db=tmp_path / "u.db", catalog=tmp_path / "none.db", create=True)
+    store, emb = EmbeddingStore(reg), Counting()
+    store.ensure([("a", "one"), ("b", "three")], emb)
+    store.ensure([("a", "one"), ("b", "three")], emb)
+    assert Counting.calls == 2
+    v = store.ensure([("a", "one"), ("b", "changed text")], emb)
+    assert Counting.calls == 3 and v[1][0] == len("changed text")
+
+
+def test_vector_index_exact_and_approximate():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(50, 32))
+    x = centers[rng.integers(0, 50, 20_000)] + 0.1 * rng.normal(size=(20_000, 32))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = [f"m{i}" for i in range(len(x))]
+    exact = VectorIndex.build(ids, x, approximate=False)
+    ann = VectorIndex.build(ids, x, approximate=True)
+    q = x[123]
+    got, sims = exact.search(q, 10)
+    assert got[0] == "m123" and np.all(np.diff(sims) <= 1e-6)
+    brute = np.argsort(-(x @ q))[:10]
+    assert set(got) == {ids[i] for i in brute}
+    approx, _ = ann.search(q, 10)
+    assert ann.approximate and len(set(approx) & set(got)) >= 7
+
+
+def test_load_best_backbone_offline():
+    rec = zoo.recommend("recognise objects in tiny 32x32 images", candidates=["local:cifar_resnet20.c10"])
+    loaded = rec.best.load(num_classes=5)
+    assert loaded.head.out_features == 5 and loaded.feature_dim == 64
+    img = np.zeros((32, 32, 3), np.uint8)
+    from PIL import Image
+
+    x = loaded.preprocess(Image.fromarray(img))
+    assert tuple(x.shape) == (3, 32, 32)
+    rec = zoo.recommend("chest x-ray", candidates=["hf:microsoft/rad-dino"])
+    with pytest.raises(WeightsUnavailable, match="huggingface-cli download"):
+        rec.best.load(num_classes=2)
+
+
+def test_bad_input():
+    with pytest.raises(UsageError, match="Describe the task"):
+        zoo.recommend("   ")
+    with pytest.raises(UsageError, match="data"):
+        zoo.recommend("x-ray", data="somewhere")
+    with pytest.raises(UsageError, match="modality"):
+        zoo.recommend("x-ray", modality="smell")
+
+
+def test_cli_recommend_table_json_and_explain():
+    res = CliRunner().invoke(cli, ["recommend", "detect pneumonia in chest X-rays", "--top", "3"])
+    assert res.exit_code == 0, res.output
+    assert "Understood as: modality image" in res.output and "medical-radiology" in res.output
+    assert "sim" in res.output and "match" in res.output
+    res = CliRunner().invoke(cli, ["recommend", "sentiment of tweets", "--json", "--top", "2",
+                                   "--license-class", "permissive"])
+    data = json.loads(res.output)
+    assert len(data["candidates"]) == 2 and data["understanding"]["modality"] == "text"
+    assert all(c["record"]["license_class"] == "permissive" for c in data["candidates"])
+    res = CliRunner().invoke(cli, ["recommend", "dog photos", "--max-params", "1k"])
+    assert res.exit_code == 1 and "max_params" in res.output
+    res = CliRunner().invoke(cli, ["explain", "timm:resnet50.a1_in1k", "detect pneumonia in chest X-rays"])
+    assert res.exit_code == 0 and "below the top pick" in res.output
+
+
+def test_record_components_rule_for_missing_priors():
+    # a model without an ImageNet top-1 or downloads sits in the middle of those scales
+    rec = zoo.recommend("recognise objects in tiny 32x32 images", candidates=[
+        "local:cifar_resnet20.c10", "timm:resnet50.a1_in1k", "timm:resnet18.a1_in1k"])
+    by_id = {c.id: c for c in rec.candidates}
+    assert by_id["local:cifar_resnet20.c10"].components["quality"] == 0.5
+    assert by_id["timm:resnet50.a1_in1k"].components["quality"] > by_id["timm:resnet18.a1_in1k"].components["quality"]
+    assert all(c.components["popularity"] == 0.5 for c in rec.candidates)
+    assert isinstance(by_id["timm:resnet50.a1_in1k"].record, ModelRecord)

@@ -1,0 +1,174 @@
+"""Phrases that describe each modality and domain tag, in expert and in everyday words.
+
+Task understanding embeds these next to the user's task text: the nearest phrases decide the
+modality and the domain tags, with a confidence. They were written from the vocabulary's
+definitions (``zoo.vocab``) and general knowledge of each field, not from benchmark queries;
+change them only with evidence from the dev split of ``benchmarks/tasks/descriptions.yaml``.
+"""
+
+from __future__ import annotations
+
+MODALITY_PHRASES: dict[str, list[str]] = {
+    "image": [
+        "classify images", "recognise objects in photos", "pictures taken with a camera",
+        "scanned images", "segment regions in images", "detect things in photographs",
+        "medical images and scans", "sort my photos into categories", "visual inspection of products",
+    ],
+    "text": [
+        "classify text documents", "sentiment of sentences", "categorise written messages",
+        "understand what people wrote", "extract information from text", "search articles by meaning",
+        "natural language processing", "label emails and comments", "tag paragraphs of a report",
+        "recognise named entities in sentences", "tag each word in a sentence",
+        "translate written text between languages",
+    ],
+    "audio": [
+        "classify sound recordings", "recognise spoken words in audio", "identify who is speaking",
+        "listen to recordings", "detect sounds in a microphone stream", "tag songs and music clips",
+        "voice recordings", "noises and sound events", "transcribe speech audio",
+    ],
+    "video": [
+        "classify video clips", "recognise actions in videos", "analyse camera footage over time",
+        "movements across video frames", "surveillance video", "what happens in a film clip",
+    ],
+    "multimodal": [
+        "match images with their captions", "search photos by typing a description",
+        "image-text retrieval", "zero-shot classification with text prompts",
+        "answer questions about a picture", "pair pictures with sentences",
+        "find sound clips from a written description",
+    ],
+}
+
+DOMAIN_PHRASES: dict[str, list[str]] = {
+    "general": ["everyday general content", "general purpose data of any kind", "web text and common knowledge"],
+    "natural-images": [
+        "photos of animals, objects and scenes", "everyday photographs", "pictures of pets, cars and food",
+        "ImageNet-style object recognition", "products on store shelves",
+    ],
+    "web-image-text": [
+        "images paired with captions from the web", "CLIP-style image-text pretraining",
+        "search pictures with words",
+    ],
+    "medical-radiology": [
+        "chest X-rays", "CT scans", "MRI scans", "radiographs", "pictures of bones taken at the hospital",
+        "scans of the lungs, brain or body", "mammograms",
+    ],
+    "medical-pathology": [
+        "histopathology slides", "microscope images of tissue", "whole-slide images of biopsies",
+        "cancer cells under the microscope", "stained tissue samples from the lab",
+    ],
+    "medical-dermatology": [
+        "skin lesion images", "dermoscopy of moles and melanoma", "photos of rashes and skin spots",
+        "pictures of skin conditions",
+    ],
+    "medical-ophthalmology": [
+        "retinal fundus photographs", "OCT scans of the eye", "diabetic retinopathy screening",
+        "photos of the back of the eye",
+    ],
+    "medical-other": [
+        "endoscopy and colonoscopy images", "ultrasound images", "blood cells under the microscope",
+        "clinical photographs from medical procedures",
+    ],
+    "biomedical-text": [
+        "PubMed abstracts", "biomedical research papers", "genes, proteins and diseases in literature",
+        "medical research articles", "drug and chemical names in papers",
+    ],
+    "clinical-text": [
+        "clinical notes", "electronic health records", "discharge summaries", "doctor's notes about patients",
+        "hospital records written by nurses",
+    ],
+    "scientific-text": [
+        "scientific papers", "research article abstracts and citations", "academic publications",
+        "papers from arXiv",
+    ],
+    "remote-sensing": [
+        "satellite imagery", "aerial photos from drones or planes", "land cover and crop fields seen from above",
+        "earth observation", "pictures of the ground taken from the sky", "photos of the earth taken from space",
+    ],
+    "faces": [
+        "face images", "facial expressions and emotions", "recognise people by their face",
+        "portraits and selfies", "age and gender from a face",
+    ],
+    "documents": [
+        "scanned documents", "invoices, receipts and forms", "document layout", "pages of paperwork",
+        "OCR of printed pages",
+    ],
+    "art-sketch": [
+        "sketches and drawings", "paintings and artworks", "clip-art and cartoons", "doodles drawn by hand",
+    ],
+    "handwriting": [
+        "handwritten digits", "handwritten text recognition", "handwritten characters", "notes written by hand",
+        "words and numbers people wrote with a pen on paper",
+    ],
+    "low-resolution": [
+        "tiny 32x32 images", "CIFAR-style low-resolution images", "thumbnails and very small pictures",
+        "small blurry images",
+    ],
+    "legal": [
+        "legal documents", "contracts and clauses", "court cases and case law", "legislation",
+        "agreements signed with a landlord or employer",
+    ],
+    "finance": [
+        "financial news and reports", "stock market sentiment", "annual reports and SEC filings",
+        "banking and money transactions", "company earnings",
+    ],
+    "code": [
+        "source code", "programming functions", "code search and bug detection", "snippets of Python or Java",
+    ],
+    "social-media": [
+        "tweets", "social media posts", "short informal online posts", "comments on social networks",
+        "hashtags and emojis",
+    ],
+    "news": ["news articles", "newspaper headlines", "topics of news stories", "press reports"],
+    "reviews": [
+        "product reviews", "movie reviews", "customer opinions and ratings", "what buyers say about items",
+        "restaurant reviews",
+    ],
+    "dialogue": [
+        "dialogue and conversations", "chatbot messages", "customer support chats", "intent of what a user says to an assistant",
+    ],
+    "multilingual": [
+        "many languages", "text in several languages", "translation and cross-lingual tasks",
+        "messages in French, Spanish, German and Chinese",
+    ],
+    "speech": [
+        "speech recognition", "spoken words", "speaker identification", "voice commands", "people talking",
+        "turn recorded talks and meetings into written text",
+    ],
+    "music": ["music", "songs and genres", "musical instruments", "melodies and tunes"],
+    "environmental-audio": [
+        "environmental sounds", "sound events like sirens, dogs barking and rain", "acoustic scenes",
+        "bird calls and animal sounds", "noises in a factory or street",
+    ],
+}
+
+# Domains whose models are specific to one modality: a text task never gets image-only tags.
+DOMAIN_MODALITIES: dict[str, tuple[str, ...]] = {
+    "natural-images": ("image", "video", "multimodal"),
+    "web-image-text": ("image", "multimodal"),
+    "medical-radiology": ("image", "multimodal"),
+    "medical-pathology": ("image", "multimodal"),
+    "medical-dermatology": ("image", "multimodal"),
+    "medical-ophthalmology": ("image", "multimodal"),
+    "medical-other": ("image", "video", "multimodal"),
+    "remote-sensing": ("image", "multimodal"),
+    "faces": ("image", "video", "multimodal"),
+    "documents": ("image", "multimodal"),  # document backbones read the page image (and its layout)
+    "art-sketch": ("image", "multimodal"),
+    "handwriting": ("image", "multimodal"),
+    "low-resolution": ("image",),
+    "biomedical-text": ("text", "multimodal"),
+    "clinical-text": ("text", "multimodal"),
+    "scientific-text": ("text",),
+    "legal": ("text",),
+    "finance": ("text",),
+    "code": ("text",),
+    "social-media": ("text",),
+    "news": ("text",),
+    "reviews": ("text",),
+    "dialogue": ("text", "audio"),
+    "multilingual": ("text", "audio"),
+    "speech": ("audio",),
+    "music": ("audio",),
+    "environmental-audio": ("audio", "multimodal"),
+    "general": ("text", "image", "audio", "video", "multimodal"),
+}

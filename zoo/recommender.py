@@ -1,0 +1,432 @@
+"""Recommend backbones for a task description: understand the task, apply hard constraints,
+score every remaining candidate on named components, fuse them, group near-duplicates.
+
+Components (each shown per candidate; all in [0, 1]):
+
+- ``domain_similarity``: cosine between the task text and the model's domain card
+  (``zoo.cards.card_text``), both embedded with the same sentence encoder, min-max scaled over the
+  candidates so its spread is comparable with the other components (``cosine`` keeps the raw value);
+- ``domain_match``: pretraining-data relevance, the summed confidence of the inferred domain tags
+  that the model was pretrained for (a radiology model for an X-ray task);
+- ``quality``: the upstream quality prior, the percentile of the model's ImageNet top-1 among the
+  candidates of its modality that report one;
+- ``popularity``: a weak prior, the percentile of log downloads among candidates that report them;
+- ``size_fit``: with ``max_params``, how much of the size budget the model uses (log scale):
+  within the budget, bigger usually transfers better.
+
+A prior the model lacks (no ImageNet top-1 for a CIFAR or text model, no downloads offline, no
+size budget given) is 0.5, the middle of its scale: it neither helps nor hurts. The fused score is
+a fixed weighted sum (``WEIGHTS``), chosen on the dev split of the task-description benchmark
+(``benchmarks/bench_recommend.py``), never on its test split.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import UsageError
+from zoo.record import ModelRecord
+from zoo.registry import Registry
+from zoo.understand import TaskUnderstanding
+
+WEIGHTS: dict[str, float] = {
+    "domain_similarity": 0.35,
+    "domain_match": 0.35,
+    "quality": 0.2,
+    "popularity": 0.05,
+    "size_fit": 0.05,
+}
+NEUTRAL = 0.5
+# Which record modalities can serve a task of each modality (vision-language models have image towers).
+SERVES: dict[str, tuple[str, ...]] = {
+    "image": ("image", "multimodal"),
+    "text": ("text",),
+    "audio": ("audio",),
+    "video": ("video", "image"),
+    "multimodal": ("multimodal",),
+}
+
+
+@dataclass
+class Constraint:
+    name: str
+    value: Any
+    remaining: int  # candidates left after this constraint
+    excluded: int
+    excluded_unknown: int = 0  # of those, excluded because the value is unknown
+
+
+@dataclass
+class Candidate:
+    id: str
+    score: float
+    components: dict[str, float]
+    record: ModelRecord
+    reason: str = ""
+    variants: list[str] = field(default_factory=list)  # other tags of the same architecture
+    rank: int = 0
+    failed_constraint: str | None = None  # set by explain() for a model that was excluded
+
+    def load(self, num_classes: int | None = None, *, device: str = "auto"):
+        """The backbone ready to fine-tune (``zoo.backbones.LoadedBackbone``) with its own preprocessing."""
+        from zoo.backbones import load_backbone
+
+        return load_backbone(self.record, num_classes=num_classes, device=device)
+
+
+@dataclass
+class Recommendation:
+    task: str
+    understanding: TaskUnderstanding
+    constraints: list[Constraint]
+    candidates: list[Candidate]
+    considered: int  # candidates scored (after constraints)
+    excluded_unknown: int
+    empty_reason: str | None
+    weights: dict[str, float]
+    embed_model: str
+    seconds: float
+    grouped: bool = True
+
+    @property
+    def best(self) -> Candidate:
+        if not self.candidates:
+            raise UsageError(self.empty_reason or "No candidate satisfies the constraints.")
+        return self.candidates[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading state (records, vectors, the understander), cached per process for warm calls.
+
+@dataclass
+class _State:
+    registry: Registry
+    records: list[ModelRecord]
+    embedder: Any
+    card_index: Any
+    understander: Any
+    key: tuple
+
+
+_STATE: dict[tuple, _State] = {}
+
+
+def _state_key(reg: Registry, embed_model: str | None) -> tuple:
+    def stamp(p: Path | None) -> tuple:
+        if p is None or not p.exists():
+            return (str(p), None)
+        wal = p.with_name(p.name + "-wal")
+        return (str(p), p.stat().st_mtime_ns, wal.stat().st_mtime_ns if wal.exists() else None)
+
+    return (stamp(reg.db_path), stamp(reg.catalog_path), embed_model)
+
+
+def load_state(db: str | Path | None = None, *, embed_model: str | None = None, progress: bool = False) -> _State:
+    from zoo.cards import card_text
+    from zoo.embed import get_embedder
+    from zoo.understand import Understander
+    from zoo.vectors import EmbeddingStore, VectorIndex
+
+    reg = Registry(db=db)
+    key = _state_key(reg, embed_model)
+    if key in _STATE:
+        reg.close()
+        return _STATE[key]
+    embedder = get_embedder(embed_model)
+    records = list(reg.iter_records())
+    store = EmbeddingStore(reg)
+    vectors = store.ensure([(f"card:{r.id}", card_text(r)) for r in records], embedder, progress=progress)
+    index = VectorIndex.build([r.id for r in records], vectors)
+    state = _State(reg, records, embedder, index, Understander(store, embedder), _state_key(reg, embed_model))
+    _STATE.clear()  # one registry state per process is plenty
+    _STATE[state.key] = state
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Constraints
+
+def _parse_candidates(candidates: str | Iterable[str] | None) -> list[str] | None:
+    if candidates is None:
+        return None
+    if isinstance(candidates, str):
+        p = Path(candidates)
+        if p.is_file():
+            items = [line.split("#")[0].strip() for line in p.read_text().splitlines()]
+        else:
+            items = candidates.split(",")
+    else:
+        items = list(candidates)
+    ids = [i.strip() for i in items if i and i.strip()]
+    if not ids:
+        raise UsageError("--candidates is empty; give model ids separated by commas or a file with one id per line.")
+    return ids
+
+
+def apply_constraints(
+    records: Sequence[ModelRecord],
+    *,
+    modality: str,
+    license_classes: Sequence[str] | None = None,
+    max_params: int | None = None,
+    max_latency_ms: float | None = None,
+    max_input_size: int | None = None,
+    available: bool = False,
+    candidate_ids: Sequence[str] | None = None,
+    allow_unknown: bool = False,
+) -> tuple[list[ModelRecord], list[Constraint], dict[str, str]]:
+    """Filter in a fixed order, recording what each constraint removed; returns why each removed id failed."""
+    from zoo.weights import is_available
+
+    failed: dict[str, str] = {}
+    steps: list[tuple[str, Any, Any]] = []
+    if candidate_ids is not None:
+        wanted = set(candidate_ids)
+        steps.append(("candidates", f"{len(wanted)} ids", lambda r: r.id in wanted))
+    serves = SERVES[modality]
+    steps.append(("modality", modality, lambda r: r.modality in serves))
+    if license_classes:
+        allowed = set(license_classes)
+        steps.append(("license_class", sorted(allowed),
+                      lambda r: None if r.license_class == "unknown" and "unknown" not in allowed
+                      else r.license_class in allowed))
+    if max_params is not None:
+        steps.append(("max_params", max_params, lambda r: None if r.params is None else r.params <= max_params))
+    if max_latency_ms is not None:
+        steps.append(("max_latency_ms", max_latency_ms,
+                      lambda r: None if r.cpu_latency_ms is None else r.cpu_latency_ms <= max_latency_ms))
+    if max_input_size is not None:
+        steps.append(("max_input_size", max_input_size,
+                      lambda r: None if not r.input_size else max(r.input_size[-2:]) <= max_input_size))
+    if available:
+        steps.append(("available", True, lambda r: is_available(r.weights)))
+
+    current = list(records)
+    applied: list[Constraint] = []
+    for name, value, test in steps:
+        kept, unknown = [], 0
+        for r in current:
+            ok = test(r)
+            if ok is None:  # the model's value is unknown
+                if allow_unknown:
+                    kept.append(r)
+                    continue
+                unknown += 1
+                failed[r.id] = f"{name}: unknown"
+            elif ok:
+                kept.append(r)
+            else:
+                failed[r.id] = f"{name}: fails {value}"
+        applied.append(Constraint(name, value, len(kept), len(current) - len(kept), unknown))
+        current = kept
+    return current, applied, failed
+
+
+# ---------------------------------------------------------------------------------------------
+# Components and fusion
+
+def _percentile(values: list[float | None]) -> np.ndarray:
+    """Percentile rank in [0, 1] among the known values; unknown -> NEUTRAL."""
+    known = np.array([v for v in values if v is not None], dtype=float)
+    out = np.full(len(values), NEUTRAL)
+    if len(known) < 2:
+        return out
+    srt = np.sort(known)
+    for i, v in enumerate(values):
+        if v is not None:
+            lo = np.searchsorted(srt, v, side="left")
+            hi = np.searchsorted(srt, v, side="right")
+            out[i] = ((lo + hi) / 2) / (len(srt) - 1) if len(srt) > 1 else NEUTRAL
+    return np.clip(out, 0.0, 1.0)
+
+
+def components_for(
+    records: Sequence[ModelRecord],
+    cosines: np.ndarray,
+    understanding: TaskUnderstanding,
+    *,
+    max_params: int | None = None,
+) -> list[dict[str, float]]:
+    n = len(records)
+    if n == 0:
+        return []
+    lo, hi = float(cosines.min()), float(cosines.max())
+    sim = (cosines - lo) / (hi - lo) if hi - lo > 1e-9 else np.full(n, NEUTRAL)
+    match = np.array([sum(c for d, c in understanding.domains.items() if d in r.domains) for r in records])
+    quality = np.full(n, NEUTRAL)
+    for modality in {r.modality for r in records}:
+        idx = [i for i, r in enumerate(records) if r.modality == modality]
+        quality[idx] = _percentile([records[i].imagenet_top1 for i in idx])
+    pop = _percentile([np.log1p(r.downloads) if r.downloads is not None else None for r in records])
+    size = np.full(n, NEUTRAL)
+    if max_params:
+        known = [r.params for r in records if r.params]
+        if known:
+            lmin, lmax = np.log(min(known)), np.log(max_params)
+            for i, r in enumerate(records):
+                if r.params:
+                    size[i] = 1.0 if lmax <= lmin else float(np.clip((np.log(r.params) - lmin) / (lmax - lmin), 0, 1))
+    return [
+        {"domain_similarity": float(sim[i]), "cosine": float(cosines[i]), "domain_match": float(match[i]),
+         "quality": float(quality[i]), "popularity": float(pop[i]), "size_fit": float(size[i])}
+        for i in range(n)
+    ]
+
+
+def fuse(components: dict[str, float], weights: dict[str, float] = WEIGHTS) -> float:
+    return float(sum(w * components[name] for name, w in weights.items()))
+
+
+def reason_for(rec: ModelRecord, comp: dict[str, float], understanding: TaskUnderstanding) -> str:
+    parts = []
+    hits = [d for d in understanding.domains if d in rec.domains]
+    if hits:
+        parts.append("pretrained for " + ", ".join(hits))
+    elif rec.domains:
+        parts.append("domain " + ", ".join(rec.domains[:2]))
+    if comp["domain_similarity"] >= 0.8:
+        parts.append("card closely matches the task")
+    if rec.imagenet_top1 is not None and comp["quality"] >= 0.75:
+        parts.append(f"strong ImageNet top-1 {rec.imagenet_top1:.1f}%")
+    if rec.license_class in ("non-commercial", "unknown", "restricted"):
+        parts.append(f"license {rec.license or 'not stated'} ({rec.license_class})")
+    if rec.params:
+        parts.append(f"{rec.params / 1e6:.1f}M params")
+    return "; ".join(parts)
+
+
+def group_key(rec: ModelRecord) -> str:
+    """Near-duplicates: the same timm architecture with several pretrained tags, or the same weights."""
+    if rec.same_weights_as:
+        return rec.same_weights_as
+    if rec.source == "timm" and rec.architecture:
+        return f"timm:{rec.architecture}"
+    return rec.id
+
+
+# ---------------------------------------------------------------------------------------------
+# The API
+
+def recommend(
+    task: str,
+    data: str | Path | None = None,
+    *,
+    candidates: str | Iterable[str] | None = None,
+    modality: str | None = None,
+    license_classes: Sequence[str] | None = None,
+    max_params: int | None = None,
+    max_latency_ms: float | None = None,
+    max_input_size: int | None = None,
+    available: bool = False,
+    allow_unknown: bool = False,
+    group: bool = True,
+    top_k: int = 10,
+    db: str | Path | None = None,
+    embed_model: str | None = None,
+    weights: dict[str, float] | None = None,
+) -> Recommendation:
+    """Rank registry models for ``task``; see the module docstring for the components."""
+    from zoo import vocab
+
+    t0 = time.perf_counter()
+    if not task or not task.strip():
+        raise UsageError('Describe the task in words, e.g. zoo recommend "detect pneumonia in chest X-rays".')
+    if data is not None:
+        raise UsageError(
+            "Ranking with sample data (--data) is not available in this version; rank from the description "
+            "alone, then compare the top candidates on your data."
+        )
+    if modality is not None and modality not in vocab.MODALITIES:
+        raise UsageError(f"Unknown modality {modality!r}; use one of {', '.join(vocab.MODALITIES)}.")
+    for c in license_classes or ():
+        if c not in vocab.LICENSE_CLASSES:
+            raise UsageError(f"Unknown license class {c!r}; use one of {', '.join(vocab.LICENSE_CLASSES)}.")
+    if top_k < 1:
+        raise UsageError("top_k must be at least 1.")
+    weights = weights or WEIGHTS
+    ids = _parse_candidates(candidates)
+    state = load_state(db, embed_model=embed_model)
+    if ids is not None:
+        known = {r.id for r in state.records}
+        unknown_ids = [i for i in ids if i not in known]
+        if unknown_ids:
+            state.registry.get(unknown_ids[0])  # raises UnknownModel with suggestions
+
+    q = state.embedder.encode([task])[0]
+    und = state.understander.understand(task, q, modality=modality)
+    kept, applied, _ = apply_constraints(
+        state.records, modality=und.modality, license_classes=license_classes, max_params=max_params,
+        max_latency_ms=max_latency_ms, max_input_size=max_input_size, available=available, candidate_ids=ids,
+        allow_unknown=allow_unknown,
+    )
+    empty_reason = None
+    if not kept:
+        culprit = next((c for c in applied if c.remaining == 0), applied[-1])
+        empty_reason = (
+            f"No model satisfies the constraints: '{culprit.name} = {culprit.value}' removed the last "
+            f"{culprit.excluded} candidates"
+            + (f" ({culprit.excluded_unknown} only because the value is unknown; --allow-unknown keeps them)"
+               if culprit.excluded_unknown else "")
+            + ". Relax that constraint."
+        )
+    cos = state.card_index.scores(q)
+    pos = [state.card_index.position(r.id) for r in kept]
+    comps = components_for(kept, cos[pos] if kept else np.zeros(0), und, max_params=max_params)
+    scored = sorted(
+        (Candidate(id=r.id, score=fuse(c, weights), components=c, record=r, reason=reason_for(r, c, und))
+         for r, c in zip(kept, comps, strict=True)),
+        key=lambda c: (-c.score, c.id),
+    )
+    out: list[Candidate] = []
+    groups: dict[str, Candidate] = {}
+    for cand in scored:
+        key = group_key(cand.record) if group else cand.id
+        if key in groups:
+            groups[key].variants.append(cand.id)
+            continue
+        groups[key] = cand
+        out.append(cand)
+    top = out if ids is not None else out[:top_k]  # a shortlist is ranked whole
+    for i, c in enumerate(top, 1):
+        c.rank = i
+    return Recommendation(
+        task=task, understanding=und, constraints=applied, candidates=top, considered=len(kept),
+        excluded_unknown=sum(c.excluded_unknown for c in applied), empty_reason=empty_reason, weights=dict(weights),
+        embed_model=state.embedder.model_id, seconds=time.perf_counter() - t0, grouped=group,
+    )
+
+
+def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recommendation]:
+    """Why (not) this model: its components next to the top pick's, and the constraint it failed."""
+    rec = recommend(task, **{**options, "top_k": 1})
+    state = load_state(options.get("db"), embed_model=options.get("embed_model"))
+    target = state.registry.get(model_id)
+    _, _, failed = apply_constraints(
+        [target], modality=rec.understanding.modality, license_classes=options.get("license_classes"),
+        max_params=options.get("max_params"), max_latency_ms=options.get("max_latency_ms"),
+        max_input_size=options.get("max_input_size"), available=options.get("available", False),
+        allow_unknown=options.get("allow_unknown", False),
+    )
+    # Components are relative to the candidate set: score the target inside it.
+    pool, _, _ = apply_constraints(
+        state.records, modality=rec.understanding.modality, license_classes=options.get("license_classes"),
+        max_params=options.get("max_params"), max_latency_ms=options.get("max_latency_ms"),
+        max_input_size=options.get("max_input_size"), available=options.get("available", False),
+        allow_unknown=options.get("allow_unknown", False),
+    )
+    if all(r.id != target.id for r in pool):
+        pool = [*pool, target]
+    q = state.embedder.encode([task])[0]
+    cos = state.card_index.scores(q)
+    comps = components_for(pool, cos[[state.card_index.position(r.id) for r in pool]], rec.understanding,
+                           max_params=options.get("max_params"))
+    i = next(i for i, r in enumerate(pool) if r.id == target.id)
+    cand = Candidate(id=target.id, score=fuse(comps[i], rec.weights), components=comps[i], record=target,
+                     reason=reason_for(target, comps[i], rec.understanding), failed_constraint=failed.get(target.id))
+    return cand, rec

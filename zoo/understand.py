@@ -1,0 +1,111 @@
+"""Task understanding: modality and domain tags inferred from a task description, each with a
+confidence, by comparing the task's embedding with the phrases in ``zoo.prototypes``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from zoo import prototypes, vocab
+from zoo.vectors import EmbeddingStore
+
+# Softmax temperatures over cosine similarities, and how close to the best domain a second tag
+# must be to be kept. Chosen on the dev split of benchmarks/tasks/descriptions.yaml.
+MODALITY_TEMPERATURE = 0.03
+DOMAIN_TEMPERATURE = 0.03
+DOMAIN_KEEP_RATIO = 0.5
+MAX_DOMAINS = 3
+SECONDARY_MODALITY = 0.5  # weight of a modality that a domain serves but is not its main one
+# Base rates: a task is multimodal (or video) only when it clearly names both sides (or motion).
+MODALITY_PRIOR = {"image": 1.0, "text": 1.0, "audio": 1.0, "video": 0.5, "multimodal": 0.5}
+
+
+@dataclass
+class TaskUnderstanding:
+    text: str
+    modality: str
+    modality_confidence: float
+    modality_given: bool
+    domains: dict[str, float]  # inferred tags -> confidence, best first
+    modality_scores: dict[str, float] = field(default_factory=dict)
+    domain_scores: dict[str, float] = field(default_factory=dict)  # every compatible tag
+
+    def summary(self) -> str:
+        how = "given" if self.modality_given else f"{self.modality_confidence:.0%}"
+        doms = ", ".join(f"{d} ({c:.0%})" for d, c in self.domains.items()) or "none"
+        return f"modality {self.modality} ({how}); domains {doms}"
+
+
+def phrase_items() -> list[tuple[str, str]]:
+    """(key, text) of every phrase embedded for understanding; stored like model cards."""
+    items = []
+    for m, phrases in prototypes.MODALITY_PHRASES.items():
+        items += [(f"phrase:modality:{m}:{i}", p) for i, p in enumerate(phrases)]
+    for d, phrases in prototypes.DOMAIN_PHRASES.items():
+        items.append((f"phrase:domain:{d}:def", vocab.DOMAINS[d]))
+        items += [(f"phrase:domain:{d}:{i}", p) for i, p in enumerate(phrases)]
+    return items
+
+
+def _softmax(x: np.ndarray, t: float) -> np.ndarray:
+    z = (x - x.max()) / t
+    e = np.exp(z)
+    return e / e.sum()
+
+
+class Understander:
+    def __init__(self, store: EmbeddingStore, embedder: Any):
+        items = phrase_items()
+        self.keys = [k for k, _ in items]
+        self.matrix = store.ensure(items, embedder)
+        self.embedder = embedder
+
+    def _scores(self, q: np.ndarray, kind: str, names: list[str], top: int) -> np.ndarray:
+        sims = self.matrix @ q
+        out = []
+        for name in names:
+            prefix = f"phrase:{kind}:{name}:"
+            s = np.sort([sims[i] for i, k in enumerate(self.keys) if k.startswith(prefix)])[::-1]
+            out.append(float(np.mean(s[:top])))
+        return np.array(out)
+
+    def understand(self, text: str, q: np.ndarray | None = None, *, modality: str | None = None) -> TaskUnderstanding:
+        """Modality and domains are inferred jointly: strong domain evidence ("handwritten digits",
+        "JavaScript") outweighs weak modality wording, through which modalities each domain serves."""
+        if q is None:
+            q = self.embedder.encode([text])[0]
+        mods = list(prototypes.MODALITY_PHRASES)
+        mprob = _softmax(self._scores(q, "modality", mods, top=2), MODALITY_TEMPERATURE)
+        mprob = mprob * np.array([MODALITY_PRIOR[m] for m in mods])
+        doms = list(prototypes.DOMAIN_PHRASES)
+        dprob_all = _softmax(self._scores(q, "domain", doms, top=1), DOMAIN_TEMPERATURE)
+        compat = np.array([[_compat(m, d) for d in doms] for m in mods])  # (modalities, domains)
+        joint = mprob[:, None] * dprob_all[None, :] * compat
+        mpost = joint.sum(axis=1)
+        mpost = mpost / mpost.sum()
+        given = modality is not None
+        chosen = modality if given else mods[int(np.argmax(mpost))]
+        row = joint[mods.index(chosen)] if chosen in mods else dprob_all
+        dprob = row / row.sum() if row.sum() > 0 else dprob_all
+        order = [i for i in np.argsort(-dprob) if compat[mods.index(chosen), i] > 0]
+        best = dprob[order[0]]
+        inferred = {doms[i]: float(dprob[i]) for i in order[:MAX_DOMAINS] if dprob[i] >= DOMAIN_KEEP_RATIO * best}
+        return TaskUnderstanding(
+            text=text,
+            modality=chosen,
+            modality_confidence=1.0 if given else float(mpost.max()),
+            modality_given=given,
+            domains=inferred,
+            modality_scores={m: float(p) for m, p in zip(mods, mpost, strict=True)},
+            domain_scores={doms[i]: float(dprob[i]) for i in order},
+        )
+
+
+def _compat(modality: str, domain: str) -> float:
+    """1 for a domain's main modality, SECONDARY_MODALITY for the others it serves, else 0."""
+    serves = prototypes.DOMAIN_MODALITIES.get(domain, ())
+    if not serves or modality not in serves:
+        return 0.0
+    return 1.0 if serves[0] == modality else SECONDARY_MODALITY
