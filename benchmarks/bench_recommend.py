@@ -30,6 +30,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from zoo import recommender  # noqa: E402
 from zoo.recommender import SERVES, recommend  # noqa: E402
@@ -160,9 +161,88 @@ def warm_api(tasks: list[dict]) -> float:
     return statistics.median(lat)
 
 
+def scale(n: int) -> dict:
+    """A registry of ``n`` synthetic records (drawn from the real catalog) whose card vectors are random
+    unit vectors: warm API latency through the approximate index, and that index's recall@10."""
+    import numpy as np
+    from bench_registry import synthetic
+
+    from zoo.embed import get_embedder
+    from zoo.vectors import VectorIndex
+
+    work = Path(tempfile.mkdtemp(prefix="zoo-scale-"))
+    db = work / "user.db"
+    with Registry(db=Path(tempfile.mkdtemp()) / "none.db") as reg:
+        real = list(reg.iter_records())
+    embed_model = get_embedder().model_id
+    reg = Registry(db=db, create=True)
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    batch = []
+    for rec in synthetic(real, n, seed=3):
+        batch.append(rec)
+        if len(batch) == 50_000:
+            reg.index("manifest", batch)
+            _random_vectors(reg, [r.id for r in batch], embed_model, rng)
+            batch = []
+    if batch:
+        reg.index("manifest", batch)
+        _random_vectors(reg, [r.id for r in batch], embed_model, rng)
+    build_s = time.perf_counter() - t
+    reg.close()
+    os.environ["ZOO_DB"] = str(db)
+    os.environ["ZOO_CACHE_DIR"] = str(work / "cache") if "ZOO_CACHE_DIR" not in os.environ else os.environ["ZOO_CACHE_DIR"]
+    recommender._STATE.clear()
+    t = time.perf_counter()
+    state = recommender.load_state()
+    load_s = time.perf_counter() - t
+    tasks = load_tasks()[:40]
+    lat = []
+    for task in tasks:
+        t = time.perf_counter()
+        recommend(task["text"], top_k=10)
+        lat.append(time.perf_counter() - t)
+    idx = state.card_index
+    exact = VectorIndex(ids=idx.ids, matrix=idx.matrix)
+    recalls = {}
+    queries = rng.normal(size=(100, idx.matrix.shape[1])).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = [set(exact.search(q, 10)[0]) for q in queries]
+    for nprobe in (8, 32, 128):
+        idx.nprobe = nprobe
+        t = time.perf_counter()
+        got = [set(idx.search(q, 10)[0]) for q in queries]
+        per_q = (time.perf_counter() - t) / len(queries)
+        recalls[nprobe] = (sum(len(a & b) for a, b in zip(got, truth, strict=True)) / (10 * len(queries)), per_q)
+    idx.nprobe = 32
+    lat.sort()
+    out = {"records": n, "build_s": build_s, "load_state_s": load_s, "warm_p50_ms": 1000 * statistics.median(lat),
+           "warm_p95_ms": 1000 * lat[int(0.95 * len(lat)) - 1], "approximate": idx.approximate,
+           "recall_at_10": {k: v[0] for k, v in recalls.items()},
+           "ann_query_ms": {k: 1000 * v[1] for k, v in recalls.items()}}
+    print(f"{n:,} records: warm recommend p50 {out['warm_p50_ms']:.1f} ms, p95 {out['warm_p95_ms']:.1f} ms "
+          f"(state load incl. index build {load_s:.0f} s; registry build {build_s:.0f} s); "
+          "IVF recall@10 vs exact: " + ", ".join(
+              f"nprobe {k}: {v[0]:.2f} ({1000 * v[1]:.1f} ms)" for k, v in recalls.items()))
+    return out
+
+
+def _random_vectors(reg: Registry, ids: list[str], embed_model: str, rng) -> None:
+    import numpy as np
+
+    v = rng.normal(size=(len(ids), 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = v.astype(np.float16)
+    with reg.transaction() as conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO main.text_embeddings (key, embed_model, content_hash, dim, vector) VALUES (?,?,?,?,?)",
+            [(f"card:{i}", embed_model, "random", 384, v[j].tobytes()) for j, i in enumerate(ids)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tune", action="store_true")
+    ap.add_argument("--scale", type=int, help="also measure at this many synthetic records")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.tune:
@@ -184,6 +264,8 @@ def main() -> None:
     print(f"cold `zoo recommend` from the shell: {results['cold_cli_s']:.2f} s (median of 5); one fresh process: "
           f"imports numpy+onnxruntime+tokenizers {results['imports_s']:.2f} s, zoo modules {results['zoo_imports_s']:.2f} s, "
           f"registry+vectors+ONNX session {results['load_state_s']:.2f} s, first query {results['first_query_s']:.2f} s")
+    if args.scale:
+        results["scale"] = scale(args.scale)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=str))
 

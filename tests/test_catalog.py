@@ -97,3 +97,13 @@ def test_catalog_ships_current_vectors(catalog):
     have = EmbeddingStore(catalog).lookup([k for k, _ in items], model_identity())
     stale = [k for k, t in items if k not in have or have[k][0] != text_hash(t)]
     assert stale == []
+
+
+def test_every_benchmark_domain_has_five_models(catalog):
+    """The description benchmark only asks for domains the registry can answer with 5+ models."""
+    import yaml
+
+    tasks = yaml.safe_load((REPO_DIR / "benchmarks" / "tasks" / "descriptions.yaml").read_text())["tasks"]
+    per_domain = Counter(d for r in catalog.iter_records() for d in r.domains)
+    for d in sorted({d for t in tasks for d in t["accept_domains"]}):
+        assert per_domain[d] >= 5, (d, per_domain[d])

@@ -190,3 +190,20 @@ def test_record_components_rule_for_missing_priors():
     assert by_id["timm:resnet50.a1_in1k"].components["quality"] > by_id["timm:resnet18.a1_in1k"].components["quality"]
     assert all(c.components["popularity"] == 0.5 for c in rec.candidates)
     assert isinstance(by_id["timm:resnet50.a1_in1k"].record, ModelRecord)
+
+
+def test_cli_recommend_imports_no_torch(use_cache, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from zoo.cli import main; sys.argv=['zoo', 'recommend', 'detect pneumonia in chest X-rays'];\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'timm', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    env = {**os.environ, "ZOO_CACHE_DIR": str(use_cache), "ZOO_DB": str(tmp_path / "u.db")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert "Understood as: modality image" in out
+    assert out.strip().splitlines()[-1] == "HEAVY []", out

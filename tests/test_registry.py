@@ -179,3 +179,9 @@ def test_full_text_index_follows_updates_and_removals(reg):
     n = reg.conn.execute("SELECT count(*) FROM main.models").fetchone()[0]
     assert n_fts == n
     reg.conn.execute("INSERT INTO main.models_fts(models_fts) VALUES ('integrity-check')")
+
+
+def test_duplicate_ids_in_one_run_last_wins(reg):
+    s = reg.index("local", [rec("local:dup", params=1), rec("local:dup", params=2)])
+    assert s.added == 1 and reg.get("local:dup").params == 2
+    assert [r.id for r in reg.search("dup").records] == ["local:dup"]

@@ -107,14 +107,26 @@ class Recommendation:
 @dataclass
 class _State:
     registry: Registry
-    records: list[ModelRecord]
+    records: list[ModelRecord] | None  # None for a large registry: candidates are retrieved per query
     embedder: Any
     card_index: Any
     understander: Any
     key: tuple
 
+    def pool(self, q: np.ndarray, understanding: TaskUnderstanding, ids: list[str] | None) -> list[ModelRecord]:
+        """The records to score. Small registries: all of them. Large ones: the cards nearest to the
+        task (their text names the domain, pretraining data and modality), or the given shortlist."""
+        if self.records is not None:
+            return self.records
+        if ids is not None:
+            return self.registry.get_many(ids)
+        near, _ = self.card_index.search(q, POOL_NEAREST)
+        return self.registry.get_many([k.removeprefix("card:") for k in near])
+
 
 _STATE: dict[tuple, _State] = {}
+LARGE_REGISTRY = 50_000  # above this many models, retrieve a candidate pool instead of scoring all
+POOL_NEAREST = 300  # enough for a top-10 ranking; each pooled record is read from SQLite per query
 
 
 def _state_key(reg: Registry, embed_model: str | None) -> tuple:
@@ -129,7 +141,7 @@ def _state_key(reg: Registry, embed_model: str | None) -> tuple:
 
 def load_state(db: str | Path | None = None, *, embed_model: str | None = None, progress: bool = False) -> _State:
     from zoo.cards import card_text
-    from zoo.embed import get_embedder
+    from zoo.embed import cache_dir, get_embedder
     from zoo.understand import Understander
     from zoo.vectors import EmbeddingStore, VectorIndex
 
@@ -139,11 +151,19 @@ def load_state(db: str | Path | None = None, *, embed_model: str | None = None, 
         reg.close()
         return _STATE[key]
     embedder = get_embedder(embed_model)
-    records = list(reg.iter_records())
     store = EmbeddingStore(reg)
-    vectors = store.ensure([(f"card:{r.id}", card_text(r)) for r in records], embedder, progress=progress)
-    index = VectorIndex.build([r.id for r in records], vectors)
-    state = _State(reg, records, embedder, index, Understander(store, embedder), _state_key(reg, embed_model))
+    records: list[ModelRecord] | None
+    if reg.stats_total() <= LARGE_REGISTRY:
+        records = list(reg.iter_records())
+        vectors = store.ensure([(f"card:{r.id}", card_text(r)) for r in records], embedder, progress=progress)
+        index = VectorIndex.build([f"card:{r.id}" for r in records], vectors)
+    else:
+        # Large registries: cards are embedded when indexed (EmbeddingStore.ensure); the index is built
+        # from the stored vectors and its approximate part kept on disk between processes.
+        records = None
+        keys, _, matrix = store.all_with_prefix("card:", embedder.model_id)
+        index = VectorIndex.build(keys, matrix, cache_dir=cache_dir() / "index")
+    state = _State(reg, records, embedder, index, Understander(store, embedder), key)
     _STATE.clear()  # one registry state per process is plenty
     _STATE[state.key] = state
     return state
@@ -353,15 +373,13 @@ def recommend(
     ids = _parse_candidates(candidates)
     state = load_state(db, embed_model=embed_model)
     if ids is not None:
-        known = {r.id for r in state.records}
-        unknown_ids = [i for i in ids if i not in known]
-        if unknown_ids:
-            state.registry.get(unknown_ids[0])  # raises UnknownModel with suggestions
+        for i in ids:
+            state.registry.get(i)  # raises UnknownModel with suggestions
 
     q = state.embedder.encode([task])[0]
     und = state.understander.understand(task, q, modality=modality)
     kept, applied, _ = apply_constraints(
-        state.records, modality=und.modality, license_classes=license_classes, max_params=max_params,
+        state.pool(q, und, ids), modality=und.modality, license_classes=license_classes, max_params=max_params,
         max_latency_ms=max_latency_ms, max_input_size=max_input_size, available=available, candidate_ids=ids,
         allow_unknown=allow_unknown,
     )
@@ -375,9 +393,8 @@ def recommend(
                if culprit.excluded_unknown else "")
             + ". Relax that constraint."
         )
-    cos = state.card_index.scores(q)
-    pos = [state.card_index.position(r.id) for r in kept]
-    comps = components_for(kept, cos[pos] if kept else np.zeros(0), und, max_params=max_params)
+    comps = components_for(kept, state.card_index.cosines(q, [f"card:{r.id}" for r in kept]), und,
+                           max_params=max_params)
     scored = sorted(
         (Candidate(id=r.id, score=fuse(c, weights), components=c, record=r, reason=reason_for(r, c, und))
          for r, c in zip(kept, comps, strict=True)),
@@ -414,17 +431,16 @@ def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recomm
         allow_unknown=options.get("allow_unknown", False),
     )
     # Components are relative to the candidate set: score the target inside it.
+    q = state.embedder.encode([task])[0]
     pool, _, _ = apply_constraints(
-        state.records, modality=rec.understanding.modality, license_classes=options.get("license_classes"),
+        state.pool(q, rec.understanding, None), modality=rec.understanding.modality, license_classes=options.get("license_classes"),
         max_params=options.get("max_params"), max_latency_ms=options.get("max_latency_ms"),
         max_input_size=options.get("max_input_size"), available=options.get("available", False),
         allow_unknown=options.get("allow_unknown", False),
     )
     if all(r.id != target.id for r in pool):
         pool = [*pool, target]
-    q = state.embedder.encode([task])[0]
-    cos = state.card_index.scores(q)
-    comps = components_for(pool, cos[[state.card_index.position(r.id) for r in pool]], rec.understanding,
+    comps = components_for(pool, state.card_index.cosines(q, [f"card:{r.id}" for r in pool]), rec.understanding,
                            max_params=options.get("max_params"))
     i = next(i for i, r in enumerate(pool) if r.id == target.id)
     cand = Candidate(id=target.id, score=fuse(comps[i], rec.weights), components=comps[i], record=target,

@@ -7,7 +7,6 @@ records; the registry stores them; the recommender reads them.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -119,14 +118,11 @@ class ModelRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ModelRecord:
-        kwargs = {}
-        for f in fields(cls):
-            if f.name not in row:
-                continue
-            v = row[f.name]
-            if f.name in JSON_FIELDS and isinstance(v, str):
-                v = json.loads(v)
-            kwargs[f.name] = v
+        kwargs = {name: row[name] for name in RECORD_FIELDS if name in row}
+        for name in JSON_FIELDS:
+            v = kwargs.get(name)
+            if isinstance(v, str):
+                kwargs[name] = orjson.loads(v)
         kwargs["gated"] = bool(kwargs.get("gated"))
         return cls(**kwargs)
 

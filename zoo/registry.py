@@ -383,7 +383,20 @@ class Registry:
         raise UnknownModel(model_id, self.suggest(model_id))
 
     def get_many(self, ids: Iterable[str]) -> list[ModelRecord]:
-        return [self.get(i) for i in ids]
+        """Records for ``ids`` in that order (user database first); unknown ids raise ``UnknownModel``."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, ModelRecord] = {}
+        for schema in self._schemas():
+            missing = [i for i in wanted if i not in found]
+            for k in range(0, len(missing), 900):
+                chunk = missing[k : k + 900]
+                q = f"SELECT * FROM {schema}.models WHERE id IN ({', '.join('?' * len(chunk))})"
+                for row in self.conn.execute(q, chunk):
+                    found[row["id"]] = ModelRecord.from_row(dict(row))
+        for i in wanted:
+            if i not in found:
+                raise UnknownModel(i, self.suggest(i))
+        return [found[i] for i in wanted]
 
     def exists(self, model_id: str) -> bool:
         try:
@@ -447,6 +460,14 @@ class Registry:
             user_db=str(self.db_path),
         )
 
+    def stats_total(self) -> int:
+        """Number of distinct models (user database and catalog), cheaply."""
+        total = 0
+        for schema in self._schemas():
+            cond = f" WHERE {self._not_shadowed(schema)}" if self._not_shadowed(schema) else ""
+            total += self.conn.execute(f"SELECT count(*) FROM {schema}.models{cond}").fetchone()[0]
+        return total
+
     def meta(self, key: str, schema: str = "main") -> str | None:
         if schema not in self._schemas():
             return None
@@ -479,32 +500,34 @@ class Registry:
             q = f"SELECT id, content_hash FROM main.models WHERE id IN ({', '.join('?' * len(chunk))})"
             existing.update({row[0]: row[1] for row in conn.execute(q, chunk)})
         cols = list(RECORD_FIELDS) + ["content_hash"]
-        sql = (
-            f"INSERT INTO main.models ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in cols if c != 'id')}"
-        )
-        batch, changed = [], []
+        values = f"({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        upsert = (f"INSERT INTO main.models {values} "
+                  f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in cols if c != 'id')}")
+        new: dict[str, list[Any]] = {}  # plain inserts are cheaper than upserts; the last duplicate wins
+        updates: list[list[Any]] = []
         for rec in recs:
             row = rec.to_row()
-            h = row["content_hash"]
-            if existing.get(rec.id) == h:
+            if existing.get(rec.id) == row["content_hash"]:
                 summary.unchanged += 1
                 continue
+            rec.indexed_at = row["indexed_at"] = stamp
             if rec.id in existing:
                 summary.updated += 1
+                updates.append([row[c] for c in cols])
             else:
+                if rec.id in new:
+                    summary.added -= 1
                 summary.added += 1
-            rec.indexed_at = row["indexed_at"] = stamp
-            batch.append([row[c] for c in cols])
-            changed.append((rec.id,))
-        if not batch:
+                new[rec.id] = [row[c] for c in cols]
+        if not new and not updates:
             return summary
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS _changed (id TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM temp._changed")
-        conn.executemany("INSERT OR IGNORE INTO temp._changed (id) VALUES (?)", changed)
-        self._fts_sync(conn, "delete")
-        batch.sort(key=lambda values: values[0])  # id order: appends to the primary-key b-tree
-        conn.executemany(sql, batch)
+        conn.executemany("INSERT OR IGNORE INTO temp._changed (id) VALUES (?)", [(u[0],) for u in updates])
+        self._fts_sync(conn, "delete")  # old text of the updated rows
+        conn.executemany("INSERT OR IGNORE INTO temp._changed (id) VALUES (?)", [(i,) for i in new])
+        conn.executemany(f"INSERT INTO main.models {values}", [new[i] for i in sorted(new)])  # id order
+        conn.executemany(upsert, updates)
         self._fts_sync(conn, "insert")
         conn.execute("DELETE FROM temp._changed")
         return summary

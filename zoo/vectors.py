@@ -101,7 +101,7 @@ class VectorIndex:
     ids: list[str]
     matrix: np.ndarray
     _ann: Any = None
-    nprobe: int = 32
+    nprobe: int = 64
 
     def __post_init__(self) -> None:
         self._pos = {k: i for i, k in enumerate(self.ids)}
@@ -112,6 +112,15 @@ class VectorIndex:
 
     def position(self, key: str) -> int | None:
         return self._pos.get(key)
+
+    def cosines(self, q: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+        """Exact cosine of ``q`` against the rows of ``keys`` (0 for a key without a vector)."""
+        pos = [self._pos.get(k) for k in keys]
+        out = np.zeros(len(keys), np.float32)
+        have = [i for i, p in enumerate(pos) if p is not None]
+        if have:
+            out[have] = self.matrix[[pos[i] for i in have]] @ np.asarray(q, np.float32).ravel()
+        return out
 
     def scores(self, q: np.ndarray) -> np.ndarray:
         """Exact cosine of ``q`` against every row."""

@@ -31,6 +31,7 @@ TASKS: dict[str, str] = {
     "feature-extraction": "generic features for a downstream head",
     "zero-shot-classification": "classify into labels given as text",
     "audio-classification": "one label per clip",
+    "video-classification": "one label per video clip",
     "speech-recognition": "speech to text",
     "speaker-embedding": "speaker verification / identification features",
     "face-recognition": "identity embeddings of faces",
@@ -210,6 +211,7 @@ PRETRAINING_DATA: dict[str, str] = {
     "cifar100": "CIFAR-100 (60k 32x32 images, 100 classes)",
     "iam": "IAM Handwriting Database (English handwritten text lines)",
     "danbooru": "Danbooru anime-style illustrations with community tags",
+    "kinetics400": "Kinetics-400 human action video clips (YouTube, 400 classes)",
 }
 
 # Pretraining data that makes a model a remote-sensing backbone.
