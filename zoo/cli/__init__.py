@@ -37,9 +37,11 @@ def cli() -> None:
     """
 
 
-from zoo.cli import index_cmd, recommend_cmd, registry_cmd  # noqa: E402
+from zoo.cli import cache_cmd, index_cmd, recommend_cmd, registry_cmd, score_cmd  # noqa: E402
 
 recommend_cmd.register(cli)
+score_cmd.register(cli)
+cache_cmd.register(cli)
 registry_cmd.register(cli)
 index_cmd.register(cli)
 

@@ -1,0 +1,197 @@
+"""zoo.features with REAL offline-zoo models: CIFAR ResNet-20 on digit PNGs, MiniLM on texts."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from zoo import features as zf
+from zoo.cli.cache_cmd import cache as cache_group
+from zoo.data import load_sample
+from zoo.errors import UsageError
+from zoo.sources.manifest import iter_records
+from zoo.weights import is_available
+
+MANIFEST = Path(__file__).resolve().parents[1] / "zoo" / "manifests" / "offline.yaml"
+RECORDS = {r.id: r for r in iter_records(MANIFEST)}
+CIFAR = RECORDS["local:cifar_resnet20.c10"]
+MINILM = RECORDS["local:all-MiniLM-L6-v2"]
+
+needs_cifar = pytest.mark.skipif(not is_available(CIFAR.weights), reason="CIFAR ResNet-20 weights not on this machine")
+needs_minilm = pytest.mark.skipif(not is_available(MINILM.weights), reason="all-MiniLM-L6-v2 not installed")
+
+TEXTS = [
+    ("A man is playing a guitar.", "music"), ("Someone strums an acoustic guitar.", "music"),
+    ("The band played all night.", "music"), ("The new tax law takes effect next year.", "law"),
+    ("Parliament changed the income tax rules.", "law"), ("The court ruled on the contract.", "law"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _digits(root: Path, per_class: int = 10, classes: int = 3) -> Path:
+    d = load_digits()
+    for c in range(classes):
+        (root / str(c)).mkdir(parents=True)
+        for i, img in enumerate(d.images[d.target == c][:per_class]):
+            Image.fromarray((img * (255 / 16)).astype(np.uint8), mode="L").save(root / str(c) / f"{i}.png")
+    return root
+
+
+def _texts_csv(path: Path, rows=TEXTS) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def digits(tmp_path):
+    return load_sample(_digits(tmp_path / "digits"))
+
+
+@needs_cifar
+def test_images_extract_cache_and_recompute(digits, tmp_path):
+    first = zf.extract(CIFAR, digits)
+    assert first.features.shape == (30, CIFAR.feature_dim) and first.features.dtype == np.float32
+    assert np.isfinite(first.features).all() and not first.cached
+    assert first.seconds > 0 and 0 < first.decode_seconds < first.seconds
+    assert first.device in ("cpu", "cuda") and first.data_hash == digits.content_hash
+    assert first.key == zf.feature_key(CIFAR, digits)
+    # rows follow the sample order: a feature row of one image equals the backbone's own output
+    from zoo.backbones import load_backbone
+
+    lb = load_backbone(CIFAR, device="cpu")
+    with Image.open(digits.items[7]) as im:
+        ref = lb.features([lb.preprocess(im.convert("L"))])[0]
+    np.testing.assert_allclose(first.features[7], ref, rtol=1e-4, atol=1e-4)
+
+    t = time.perf_counter()
+    second = zf.extract(CIFAR, digits)
+    elapsed = time.perf_counter() - t
+    assert second.cached and second.seconds == 0 and second.key == first.key
+    np.testing.assert_array_equal(second.features, first.features)
+    assert elapsed < first.seconds / 3
+
+    info = zf.cache_info()
+    assert len(info) == 1 and info[0]["model_id"] == CIFAR.id and (info[0]["n"], info[0]["d"]) == (30, 64)
+    assert info[0]["bytes"] > 30 * 64 * 4 and info[0]["data_hash"] == digits.content_hash
+    assert not list(zf.features_dir().glob("*.tmp")) and not list(zf.features_dir().glob(".*"))
+
+    # a truncated array is detected and recomputed
+    npy = zf.features_dir() / f"{first.key}.npy"
+    npy.write_bytes(npy.read_bytes()[:300])
+    third = zf.extract(CIFAR, digits)
+    assert not third.cached
+    np.testing.assert_allclose(third.features, first.features, rtol=1e-5, atol=1e-5)
+    assert zf.extract(CIFAR, digits).cached  # and rewritten
+
+    # cache=False neither reads nor writes
+    assert not zf.extract(CIFAR, digits, cache=False, batch_size=7).cached
+    assert len(zf.cache_info()) == 1
+
+
+@needs_cifar
+def test_key_changes_with_data_and_preprocessing(digits, tmp_path):
+    key = zf.feature_key(CIFAR, digits)
+    assert key == zf.feature_key(CIFAR, load_sample(digits.source))  # stable
+    # a changed label: move one image to another class
+    other = _digits(tmp_path / "moved")
+    (other / "0" / "0.png").rename(other / "1" / "moved.png")
+    assert zf.feature_key(CIFAR, load_sample(other)) != key
+    # a changed image
+    changed = _digits(tmp_path / "changed")
+    Image.fromarray(np.full((8, 8), 200, np.uint8), mode="L").save(changed / "2" / "3.png")
+    assert zf.feature_key(CIFAR, load_sample(changed)) != key
+    # different preprocessing or model
+    assert zf.feature_key(dataclasses.replace(CIFAR, input_size=[3, 40, 40]), digits) != key
+    assert zf.feature_key(dataclasses.replace(CIFAR, mean=[0.5, 0.5, 0.5]), digits) != key
+    assert zf.feature_key(dataclasses.replace(CIFAR, id="local:cifar_resnet20.copy"), digits) != key
+
+
+@needs_cifar
+@needs_minilm
+def test_text_into_image_model_is_a_usage_error(tmp_path):
+    texts = load_sample(_texts_csv(tmp_path / "t.csv"))
+    with pytest.raises(UsageError, match="text model") as e:
+        zf.extract(CIFAR, texts)
+    assert "--modality text" in str(e.value) and MINILM.id in str(e.value)
+
+
+@needs_minilm
+def test_texts_extract_and_cache(tmp_path, capsys):
+    sample = load_sample(_texts_csv(tmp_path / "t.csv"))
+    first = zf.extract(MINILM, sample, batch_size=4, progress=True)
+    assert f"features {MINILM.id}" in capsys.readouterr().err  # the tqdm bar, on stderr
+    assert first.features.shape == (len(TEXTS), MINILM.feature_dim) and np.isfinite(first.features).all()
+    assert first.decode_seconds == 0 and not first.cached
+    f = first.features / np.linalg.norm(first.features, axis=1, keepdims=True)
+    sims = f @ f.T
+    assert sims[0, 1] > sims[0, 4]  # guitar sentences closer than guitar vs tax
+    second = zf.extract(MINILM, sample)
+    assert second.cached and second.seconds == 0
+    np.testing.assert_array_equal(second.features, first.features)
+    relabelled = load_sample(_texts_csv(tmp_path / "u.csv", [(t, "x" if lab == "music" else "y") for t, lab in TEXTS]))
+    assert zf.feature_key(MINILM, relabelled) != first.key
+
+
+def test_arrays_are_their_own_features(tmp_path):
+    x = np.random.default_rng(0).normal(size=(12, 2, 3)).astype(np.float64)
+    np.savez(tmp_path / "emb.npz", x=x, y=np.repeat([0, 1, 2], 4))
+    sample = load_sample(tmp_path / "emb.npz")
+    out = zf.extract(MINILM, sample)
+    assert out.features.shape == (12, 6) and out.features.dtype == np.float32
+    np.testing.assert_allclose(out.features, x.reshape(12, 6).astype(np.float32))
+    assert zf.cache_info() == []
+
+
+def _fake_entry(key: str, model_id: str, n: int = 4, d: int = 3) -> None:
+    zf._write(key, np.zeros((n, d), np.float32), {"key": key, "model_id": model_id, "data_hash": "abc",
+                                                  "n": n, "d": d, "created": "2026-01-01T00:00:00+00:00"})
+
+
+def test_clear_cache_and_cli():
+    _fake_entry("a" * 64, CIFAR.id)
+    _fake_entry("b" * 64, MINILM.id)
+    _fake_entry("c" * 64, MINILM.id)
+    runner = CliRunner()
+    res = runner.invoke(cache_group, ["show", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["count"] == 3 and {e["model_id"] for e in doc["entries"]} == {CIFAR.id, MINILM.id}
+    assert doc["total_bytes"] == sum(e["bytes"] for e in doc["entries"]) > 0
+    res = runner.invoke(cache_group, ["show"])
+    assert res.exit_code == 0 and "4×3" in res.output and "total: 3" in res.output
+
+    res = runner.invoke(cache_group, ["clear", "--model", MINILM.id], input="n\n")
+    assert res.exit_code != 0 and len(zf.cache_info()) == 3  # declined
+    res = runner.invoke(cache_group, ["clear", "--model", MINILM.id, "--yes"])
+    assert res.exit_code == 0 and "Removed 2" in res.output
+    assert [e["model_id"] for e in zf.cache_info()] == [CIFAR.id]
+    res = runner.invoke(cache_group, ["clear", "--yes"])
+    assert res.exit_code == 0 and "Removed 1" in res.output
+    assert zf.cache_info() == [] and not list(zf.features_dir().iterdir())
+    assert zf.clear_cache() == 0
+
+
+def test_clear_cache_by_model():
+    _fake_entry("d" * 64, CIFAR.id)
+    _fake_entry("e" * 64, MINILM.id)
+    assert zf.clear_cache("local:nothing") == 0
+    assert zf.clear_cache(CIFAR.id) == 1
+    assert [e["model_id"] for e in zf.cache_info()] == [MINILM.id]
+    assert zf.clear_cache() == 1

@@ -1,0 +1,77 @@
+"""`zoo score`: real offline models on a real small image folder and a real text file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from zoo.cli import cli
+from zoo.errors import UsageError
+from zoo.scoring import score
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def digits_folder(tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    root = tmp_path / "digits"
+    for cls in (0, 1, 7):
+        (root / str(cls)).mkdir(parents=True)
+        for j, img in enumerate(d.images[d.target == cls][:12]):
+            arr = (img / 16 * 255).astype(np.uint8)
+            Image.fromarray(arr).resize((32, 32)).save(root / str(cls) / f"{j}.png")
+    return root
+
+
+def test_score_image_models(digits_folder):
+    ids = ["local:cifar_resnet20.c10", "local:cifar_resnet56.c10"]
+    rep = score(digits_folder, ids, scores=["logme", "hscore", "knn"])
+    assert rep.n == 36 and rep.classes == ["0", "1", "7"] and rep.task == "classification"
+    assert [m.id for m in rep.models] == ids
+    for m in rep.models:
+        assert m.error is None and m.feature_dim == 64 and not m.cached
+        assert set(m.scores) == {"logme", "hscore", "knn"} and all(np.isfinite(list(m.scores.values())))
+        assert 0 <= m.scores["knn"] <= 1
+    again = score(digits_folder, ids, scores=["logme", "hscore", "knn"])
+    assert all(m.cached for m in again.models)
+    assert [m.scores for m in again.models] == [m.scores for m in rep.models]
+
+
+def test_text_model_on_images_is_reported_not_crashed(digits_folder):
+    rep = score(digits_folder, ["local:glove-6b-50d.avg"], scores=["logme"])
+    assert rep.models[0].error and "image" in rep.models[0].error
+
+
+def test_unlabelled_and_bad_scorer(tmp_path, digits_folder):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in list((digits_folder / "0").iterdir())[:3]:
+        (flat / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(UsageError, match="labels"):
+        score(flat, ["local:cifar_resnet20.c10"])
+    with pytest.raises(UsageError, match="logme"):
+        score(digits_folder, ["local:cifar_resnet20.c10"], scores=["nope"])
+
+
+def test_cli_score_text(tmp_path):
+    rows = ["text,label"] + [f"great fun film number {i},pos" for i in range(8)] + \
+           [f"dull boring mess number {i},neg" for i in range(8)]
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("\n".join(rows))
+    res = CliRunner().invoke(cli, ["score", "--data", str(csv), "--models", "local:glove-6b-50d.avg",
+                                   "--scores", "logme,knn", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output[res.output.index("{"):])
+    m = data["models"][0]
+    assert m["id"] == "local:glove-6b-50d.avg" and m["feature_dim"] == 50
+    assert m["scores"]["knn"] > 0.5  # the words separate the classes

@@ -1,0 +1,55 @@
+"""``zoo score``: transferability scores of given models on the user's labelled sample."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.cli import options as opt
+from zoo.cli.render import echo_json, table
+
+
+@click.command()
+@click.option("--data", "data", required=True, type=click.Path(),
+              help="Image folder root/<class>/..., CSV/TSV/JSONL with text and label columns, or .npz (x, y).")
+@click.option("--models", required=True, help="Model ids separated by commas.")
+@click.option("--scores", help="Scorers separated by commas (default: logme,hscore,shrinkage_hscore,transrate,knn).")
+@click.option("--max-samples", type=click.IntRange(min=2), default=300, show_default=True,
+              help="At most this many samples per class (stratified).")
+@click.option("--text-column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL file.")
+@click.option("--label-column", default="label", show_default=True, help="Label column of a CSV/TSV/JSONL file.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where features are extracted.")
+@opt.json_option
+@opt.db_option
+def score(data, models, scores, max_samples, text_column, label_column, device, as_json, db) -> None:
+    """Score models on your labelled sample: features (cached on disk) and transferability scores.
+
+    \b
+    Example:
+      zoo score --data ./my_images --models local:cifar_resnet20.c10,local:mobilenet_v2.tv_in1k
+    """
+    from zoo.scoring import score as run
+
+    ids = [m.strip() for m in models.split(",") if m.strip()]
+    names = [s.strip() for s in scores.split(",")] if scores else None
+    rep = run(data, ids, scores=names, max_samples=max_samples, text_column=text_column, label_column=label_column,
+              device=device, db=db, progress=lambda mid: click.echo(f"scoring {mid} …", err=True))
+    if as_json:
+        echo_json(rep)
+        return
+    click.echo(f"Data: {rep.data} ({rep.n} samples, {len(rep.classes)} classes, {rep.skipped} skipped; "
+               f"hash {rep.data_hash})")
+    rows = []
+    for m in rep.models:
+        if m.error:
+            rows.append([m.id, *["-"] * len(rep.scores), "-", "-", m.error[:60]])
+            continue
+        rows.append([m.id, *(f"{m.scores[s]:.3f}" for s in rep.scores), f"{m.extract_seconds:.1f}",
+                     "yes" if m.cached else "no", f"{m.feature_dim}-d on {m.device}"])
+    click.echo(table(["model", *rep.scores, "extract s", "cached", "features"], rows, max_width=60))
+    click.echo(f"\n{rep.seconds:.1f} s in all. Scores are comparable across models for the same data and scorer; "
+               "higher is better.")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(score)
