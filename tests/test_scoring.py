@@ -75,3 +75,22 @@ def test_cli_score_text(tmp_path):
     m = data["models"][0]
     assert m["id"] == "local:glove-6b-50d.avg" and m["feature_dim"] == 50
     assert m["scores"]["knn"] > 0.5  # the words separate the classes
+
+
+def test_plan_estimates_and_fit_warnings(digits_folder):
+    rep = score(digits_folder, ["local:cifar_resnet20.c10", "local:mobilenet_v2.tv_in1k"], scores=["knn"])
+    plans = {p.id: p for p in rep.plan}
+    assert all(not p.cached and p.estimate_seconds > 0 for p in rep.plan)
+    # 32 px grayscale digits: fine for the CIFAR net apart from the channels; far too small for 224 px MobileNetV2
+    assert any("grayscale" in w for w in plans["local:cifar_resnet20.c10"].warnings)
+    assert any("expects 224 px" in w for w in plans["local:mobilenet_v2.tv_in1k"].warnings)
+    again = score(digits_folder, ["local:cifar_resnet20.c10"], scores=["knn"])
+    assert again.plan[0].cached and again.plan[0].estimate_seconds == 0
+
+
+def test_cli_prints_plan_before_extracting(digits_folder):
+    res = CliRunner().invoke(cli, ["score", "--data", str(digits_folder), "--models", "local:cifar_resnet20.c10",
+                                   "--scores", "knn"])
+    assert res.exit_code == 0, res.output
+    assert "rough estimate" in res.output and "warning: local:cifar_resnet20.c10: grayscale" in res.output
+    assert res.output.index("rough estimate") < res.output.index("scoring local:cifar_resnet20.c10")

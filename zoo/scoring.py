@@ -33,6 +33,16 @@ class ModelScore:
 
 
 @dataclass
+class Plan:
+    """What ``score`` is about to do for one model, said before any extraction starts."""
+
+    id: str
+    cached: bool
+    estimate_seconds: float  # rough: from this model's last measured speed, else from its size
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ScoreReport:
     data: str
     data_hash: str
@@ -42,6 +52,7 @@ class ScoreReport:
     skipped: int
     scores: list[str]
     models: list[ModelScore] = field(default_factory=list)
+    plan: list[Plan] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -56,6 +67,7 @@ def score(
     device: str = "auto",
     db: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    on_plan: Callable[[list[Plan]], None] | None = None,
 ) -> ScoreReport:
     """Transferability of each model's features for the labelled sample at ``data``."""
     from zoo import scores as scorers
@@ -82,6 +94,9 @@ def score(
         records = reg.get_many(models)
     report = ScoreReport(data=str(data), data_hash=sample.content_hash, task=sample.task, n=len(sample),
                          classes=list(sample.classes), skipped=len(sample.skipped), scores=names)
+    report.plan = make_plan(records, sample)
+    if on_plan:
+        on_plan(report.plan)
     for rec in records:
         if progress:
             progress(rec.id)
@@ -108,3 +123,72 @@ def _extra(fn: Any, record: Any) -> dict[str, Any]:
         raise UsageError(f"{fn.score_name} needs the source model's class probabilities, which zoo does not "
                          f"extract yet for {record.id}; use the label-only scorers.")
     return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan: estimates and "this data does not fit this model" warnings, before extracting.
+
+_FALLBACK_PARAM_RATE = 5e8  # samples/s ~ this / parameters on 2 CPU cores (ResNet-50: ~20 images/s)
+
+
+def make_plan(records: Sequence[Any], sample: Any) -> list[Plan]:
+    from zoo.features import _read, cache_info, feature_key
+
+    speeds: dict[str, float] = {}
+    for entry in cache_info():  # the last measured speed of each model, from the cache's metadata
+        secs = entry.get("seconds") or 0
+        if secs > 0 and entry.get("n"):
+            speeds[entry["model_id"]] = entry["n"] / secs
+    stats = _sample_stats(sample)
+    plans = []
+    for rec in records:
+        try:
+            cached = _read(feature_key(rec, sample), len(sample)) is not None
+        except ZooError:
+            cached = False
+        rate = speeds.get(rec.id) or (_FALLBACK_PARAM_RATE / rec.params if rec.params else 20.0)
+        plans.append(Plan(rec.id, cached, 0.0 if cached else len(sample) / rate, fit_warnings(rec, sample, stats)))
+    return plans
+
+
+def _sample_stats(sample: Any, probe: int = 32) -> dict[str, Any]:
+    """Cheap facts about the data: image sizes and modes from file headers, text lengths in words."""
+    out: dict[str, Any] = {}
+    if sample.modality == "image" and sample.items:
+        from PIL import Image
+
+        sizes, gray = [], 0
+        for path in sample.items[:probe]:
+            try:
+                with Image.open(path) as im:
+                    sizes.append(max(im.size))
+                    gray += im.mode in ("L", "LA", "1", "I", "I;16", "F")
+            except OSError:
+                continue
+        if sizes:
+            out["median_side"] = float(sorted(sizes)[len(sizes) // 2])
+            out["gray_share"] = gray / len(sizes)
+    elif sample.modality == "text" and sample.items:
+        words = sorted(len(str(t).split()) for t in sample.items)
+        out["p90_words"] = words[int(0.9 * (len(words) - 1))]
+    return out
+
+
+def fit_warnings(record: Any, sample: Any, stats: dict[str, Any]) -> list[str]:
+    warnings = []
+    if sample.modality == "image" and record.input_size and "median_side" in stats:
+        side, want = stats["median_side"], max(record.input_size[-2:])
+        if side > 4 * want or side < want / 4:
+            warnings.append(f"images are about {side:.0f} px; {record.id} expects {want} px, so they are resized "
+                            f"by a factor of {want / side:.2g}")
+        channels = record.input_size[0]
+        if channels == 3 and stats.get("gray_share", 0) > 0.5:
+            warnings.append("grayscale images into an RGB model: the channel is replicated three times")
+        if channels == 1 and stats.get("gray_share", 1) < 0.5:
+            warnings.append("colour images into a grayscale model: they are converted to grayscale")
+    if sample.modality == "text" and record.max_length and "p90_words" in stats:
+        tokens = stats["p90_words"] * 1.3  # English words -> word pieces, roughly
+        if tokens > record.max_length:
+            warnings.append(f"10% of texts are longer than ~{stats['p90_words']} words; {record.id} reads at most "
+                            f"{record.max_length} tokens, the rest is cut")
+    return warnings
