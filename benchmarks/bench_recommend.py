@@ -165,7 +165,7 @@ def scale(n: int) -> dict:
     """A registry of ``n`` synthetic records (drawn from the real catalog) whose card vectors are random
     unit vectors: warm API latency through the approximate index, and that index's recall@10."""
     import numpy as np
-    from bench_registry import synthetic
+    from bench_registry import fill_synthetic
 
     from zoo.embed import get_embedder
     from zoo.vectors import VectorIndex
@@ -177,18 +177,8 @@ def scale(n: int) -> dict:
     embed_model = get_embedder().model_id
     reg = Registry(db=db, create=True)
     rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    batch = []
-    for rec in synthetic(real, n, seed=3):
-        batch.append(rec)
-        if len(batch) == 50_000:
-            reg.index("manifest", batch)
-            _random_vectors(reg, [r.id for r in batch], embed_model, rng)
-            batch = []
-    if batch:
-        reg.index("manifest", batch)
-        _random_vectors(reg, [r.id for r in batch], embed_model, rng)
-    build_s = time.perf_counter() - t
+    build_s = fill_synthetic(reg, real, n, seed=3,
+                             on_batch=lambda batch: _random_vectors(reg, [r.id for r in batch], embed_model, rng))
     reg.close()
     os.environ["ZOO_DB"] = str(db)
     os.environ["ZOO_CACHE_DIR"] = str(work / "cache") if "ZOO_CACHE_DIR" not in os.environ else os.environ["ZOO_CACHE_DIR"]

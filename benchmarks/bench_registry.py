@@ -75,6 +75,26 @@ def synthetic(real: list[ModelRecord], n: int, seed: int = 0):
         )
 
 
+def fill_synthetic(reg: Registry, real: list[ModelRecord], n: int, seed: int, on_batch=None,
+                   batch_size: int = 50_000) -> float:
+    """Index ``n`` synthetic records into ``reg`` in runs of ``batch_size``; returns the seconds taken.
+    ``on_batch(records)`` runs after each run (e.g. to store vectors for them)."""
+    t = time.perf_counter()
+    batch: list[ModelRecord] = []
+    for rec in synthetic(real, n, seed=seed):
+        batch.append(rec)
+        if len(batch) == batch_size:
+            reg.index("manifest", batch)
+            if on_batch:
+                on_batch(batch)
+            batch = []
+    if batch:
+        reg.index("manifest", batch)
+        if on_batch:
+            on_batch(batch)
+    return time.perf_counter() - t
+
+
 def index_rate(real: list[ModelRecord], results: dict, n: int = 50_000, runs: int = 5) -> None:
     """Records/s for one index run of ``n`` new records into a fresh database; the machine is shared,
     so the median of several runs is the figure, with the range next to it."""
@@ -100,16 +120,7 @@ def scaled_search(real: list[ModelRecord], sizes: list[int], results: dict) -> N
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "big.db"
             reg = Registry(db=path, catalog=Path(d) / "none.db", create=True)
-            t = time.perf_counter()
-            batch = []
-            for rec in synthetic(real, n, seed=2):
-                batch.append(rec)
-                if len(batch) == 50_000:
-                    reg.index("manifest", batch)
-                    batch = []
-            if batch:
-                reg.index("manifest", batch)
-            build_s = time.perf_counter() - t
+            build_s = fill_synthetic(reg, real, n, seed=2)
             reg.conn.execute("ANALYZE")
             reg.close()
             size = path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob("big.db-*"))
