@@ -94,3 +94,21 @@ def test_cli_prints_plan_before_extracting(digits_folder):
     assert res.exit_code == 0, res.output
     assert "rough estimate" in res.output and "warning: local:cifar_resnet20.c10: grayscale" in res.output
     assert res.output.index("rough estimate") < res.output.index("scoring local:cifar_resnet20.c10")
+
+
+def test_estimate_uses_the_measured_speed(digits_folder, tmp_path):
+    from zoo.features import cache_info
+    from zoo.scoring import make_plan
+
+    rep = score(digits_folder, ["local:cifar_resnet20.c10"], scores=["knn"])
+    (entry,) = cache_info()
+    assert entry["seconds"] > 0
+    from zoo.data import load_sample
+    from zoo.registry import Registry
+
+    other = load_sample(digits_folder, max_samples_per_class=5)  # a different sample: not cached
+    with Registry() as reg:
+        (plan,) = make_plan([reg.get("local:cifar_resnet20.c10")], other)
+    assert not plan.cached
+    assert plan.estimate_seconds == pytest.approx(len(other) * entry["seconds"] / entry["n"])
+    assert rep.models[0].n == entry["n"]

@@ -338,7 +338,7 @@ def _write(key: str, feats: np.ndarray, meta: dict) -> None:
 
 
 def cache_info() -> list[dict]:
-    """Cached feature sets, oldest first: key, model_id, data_hash, n, d, bytes, created."""
+    """Cached feature sets, oldest first: key, model_id, data_hash, n, d, bytes, created, seconds."""
     folder = features_dir()
     if not folder.is_dir():
         return []
@@ -355,6 +355,7 @@ def cache_info() -> list[dict]:
         entries.append({
             "key": side.stem, "model_id": meta.get("model_id"), "data_hash": meta.get("data_hash"),
             "n": meta.get("n"), "d": meta.get("d"), "bytes": size, "created": meta.get("created"),
+            "seconds": meta.get("seconds"),  # how long the extraction took: a measured speed for estimates
         })
     entries.sort(key=lambda e: (str(e["created"] or ""), e["key"]))
     return entries

@@ -424,21 +424,18 @@ def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recomm
     rec = recommend(task, **{**options, "top_k": 1})
     state = load_state(options.get("db"), embed_model=options.get("embed_model"))
     target = state.registry.get(model_id)
-    _, _, failed = apply_constraints(
-        [target], modality=rec.understanding.modality, license_classes=options.get("license_classes"),
-        max_params=options.get("max_params"), max_latency_ms=options.get("max_latency_ms"),
-        max_input_size=options.get("max_input_size"), available=options.get("available", False),
-        allow_unknown=options.get("allow_unknown", False),
-    )
-    # Components are relative to the candidate set: score the target inside it.
+    # Components are relative to the candidate set: score the target inside the constrained pool.
     q = state.embedder.encode([task])[0]
-    pool, _, _ = apply_constraints(
-        state.pool(q, rec.understanding, None), modality=rec.understanding.modality, license_classes=options.get("license_classes"),
+    pool = state.pool(q, rec.understanding, None)
+    if all(r.id != target.id for r in pool):
+        pool = [*pool, target]
+    pool, _, failed = apply_constraints(
+        pool, modality=rec.understanding.modality, license_classes=options.get("license_classes"),
         max_params=options.get("max_params"), max_latency_ms=options.get("max_latency_ms"),
         max_input_size=options.get("max_input_size"), available=options.get("available", False),
         allow_unknown=options.get("allow_unknown", False),
     )
-    if all(r.id != target.id for r in pool):
+    if target.id in failed:
         pool = [*pool, target]
     comps = components_for(pool, state.card_index.cosines(q, [f"card:{r.id}" for r in pool]), rec.understanding,
                            max_params=options.get("max_params"))

@@ -16,7 +16,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any
 from zoo import config
 from zoo.errors import DatabaseError, DatabaseLocked, SchemaTooNew, UnknownModel, UsageError
 from zoo.ids import ModelId
-from zoo.migrations import MIGRATION_NAMES, MIGRATION_SET, migration_set
+from zoo.migrations import FTS_COLUMNS, MIGRATION_NAMES, MIGRATION_SET, migration_set
 from zoo.record import ROW_COLUMNS, ModelRecord
 
 BUSY_TIMEOUT_MS = 5000
@@ -73,6 +73,16 @@ class Stats:
     catalog: str | None
     catalog_version: str | None
     user_db: str
+
+
+IN_CHUNK = 900  # ids per ``IN (...)`` query: SQLite allows 999 host parameters by default
+
+
+def in_chunks(ids: Sequence[str]) -> Iterator[tuple[list[str], str]]:
+    """Slices of ``ids`` with their ``?, ?, ...`` placeholders, for ``WHERE id IN (...)`` queries."""
+    for i in range(0, len(ids), IN_CHUNK):
+        chunk = list(ids[i : i + IN_CHUNK])
+        yield chunk, ", ".join("?" * len(chunk))
 
 
 def utcnow() -> str:
@@ -194,6 +204,11 @@ class Registry:
             return f"{col} NOT IN (SELECT id FROM main.models)"
         return ""
 
+    def _visible(self, schema: str, col: str = "id") -> str:
+        """`` WHERE <not shadowed>`` for a whole-table query, or nothing."""
+        cond = self._not_shadowed(schema, col)
+        return f" WHERE {cond}" if cond else ""
+
     def _ensure_writable(self) -> None:
         if not self._has_user_db:
             self.close()
@@ -258,8 +273,8 @@ class Registry:
                 f"EXISTS (SELECT 1 FROM json_each(m.domains) WHERE value IN ({', '.join('?' * len(domains))}))"
             )
             params.extend(domains)
-        if self._not_shadowed(schema):
-            clauses.append(self._not_shadowed(schema, "m.id"))
+        if cond := self._not_shadowed(schema, "m.id"):
+            clauses.append(cond)
         return clauses, params
 
     def search(
@@ -373,27 +388,20 @@ class Registry:
             raise UsageError(f"Unknown {kind} {value!r}.{hint} Known: {', '.join(allowed)}.")
 
     def get(self, model_id: str) -> ModelRecord:
-        mid = str(ModelId.parse(model_id))
-        try:
-            for schema in self._schemas():
-                row = self.conn.execute(f"SELECT * FROM {schema}.models WHERE id = ?", [mid]).fetchone()
-                if row is not None:
-                    return ModelRecord.from_row(dict(row))
-        except sqlite3.Error as e:
-            raise _translate(e, self.db_path) from None
-        raise UnknownModel(model_id, self.suggest(model_id))
+        return self.get_many([str(ModelId.parse(model_id))])[0]
 
     def get_many(self, ids: Iterable[str]) -> list[ModelRecord]:
         """Records for ``ids`` in that order (user database first); unknown ids raise ``UnknownModel``."""
         wanted = list(dict.fromkeys(ids))
         found: dict[str, ModelRecord] = {}
-        for schema in self._schemas():
-            missing = [i for i in wanted if i not in found]
-            for k in range(0, len(missing), 900):
-                chunk = missing[k : k + 900]
-                q = f"SELECT * FROM {schema}.models WHERE id IN ({', '.join('?' * len(chunk))})"
-                for row in self.conn.execute(q, chunk):
-                    found[row["id"]] = ModelRecord.from_row(dict(row))
+        try:
+            for schema in self._schemas():
+                missing = [i for i in wanted if i not in found]
+                for chunk, marks in in_chunks(missing):
+                    for row in self.conn.execute(f"SELECT * FROM {schema}.models WHERE id IN ({marks})", chunk):
+                        found[row["id"]] = ModelRecord.from_row(dict(row))
+        except sqlite3.Error as e:
+            raise _translate(e, self.db_path) from None
         for i in wanted:
             if i not in found:
                 raise UnknownModel(i, self.suggest(i))
@@ -424,8 +432,7 @@ class Registry:
 
     def iter_records(self) -> Iterator[ModelRecord]:
         for schema in self._schemas():
-            cond = f" WHERE {self._not_shadowed(schema)}" if self._not_shadowed(schema) else ""
-            for row in self.conn.execute(f"SELECT * FROM {schema}.models{cond} ORDER BY id"):
+            for row in self.conn.execute(f"SELECT * FROM {schema}.models{self._visible(schema)} ORDER BY id"):
                 yield ModelRecord.from_row(dict(row))
 
     @staticmethod
@@ -439,9 +446,8 @@ class Registry:
         by_modality: dict[str, int] = {}
         by_license: dict[str, int] = {}
         by_domain: dict[str, int] = {}
-        total = 0
         for schema in self._schemas():
-            cond = f" WHERE {self._not_shadowed(schema, 'm.id')}" if self._not_shadowed(schema) else ""
+            cond = self._visible(schema, "m.id")
             for col, acc in (("source", by_source), ("modality", by_modality), ("license_class", by_license)):
                 for k, n in self.conn.execute(f"SELECT {col}, count(*) FROM {schema}.models m{cond} GROUP BY {col}"):
                     acc[k] = acc.get(k, 0) + n
@@ -465,8 +471,7 @@ class Registry:
         """Number of distinct models (user database and catalog), cheaply."""
         total = 0
         for schema in self._schemas():
-            cond = f" WHERE {self._not_shadowed(schema)}" if self._not_shadowed(schema) else ""
-            total += self.conn.execute(f"SELECT count(*) FROM {schema}.models{cond}").fetchone()[0]
+            total += self.conn.execute(f"SELECT count(*) FROM {schema}.models{self._visible(schema)}").fetchone()[0]
         return total
 
     def meta(self, key: str, schema: str = "main") -> str | None:
@@ -495,10 +500,8 @@ class Registry:
         recs = list(records)
         stamp = indexed_at or utcnow()
         existing: dict[str, str] = {}
-        ids = [r.id for r in recs]
-        for i in range(0, len(ids), 900):
-            chunk = ids[i : i + 900]
-            q = f"SELECT id, content_hash FROM main.models WHERE id IN ({', '.join('?' * len(chunk))})"
+        for chunk, marks in in_chunks([r.id for r in recs]):
+            q = f"SELECT id, content_hash FROM main.models WHERE id IN ({marks})"
             existing.update({row[0]: row[1] for row in conn.execute(q, chunk)})
         cols = ROW_COLUMNS
         values = f"({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -539,8 +542,6 @@ class Registry:
         # New rows get rowids above the current maximum: index their text in one pass, no id join.
         last = conn.execute("SELECT coalesce(max(rowid), 0) FROM main.models").fetchone()[0]
         conn.executemany(f"INSERT INTO main.models {values}", [new[i] for i in sorted(new)])  # id order
-        from zoo.migrations import FTS_COLUMNS
-
         cols_fts = ", ".join(FTS_COLUMNS)
         conn.execute(f"INSERT INTO main.models_fts (rowid, {cols_fts}) SELECT rowid, {cols_fts} "
                      "FROM main.models WHERE rowid > ?", [last])
@@ -549,8 +550,6 @@ class Registry:
     @staticmethod
     def _fts_sync(conn: sqlite3.Connection, action: str) -> None:
         """Remove (before an upsert) or add (after it) the full-text rows of the ids in temp._changed."""
-        from zoo.migrations import FTS_COLUMNS
-
         cols = ", ".join(FTS_COLUMNS)
         src = ", ".join(f"m.{c}" for c in FTS_COLUMNS)
         join = "FROM main.models m JOIN temp._changed c ON c.id = m.id"
@@ -603,11 +602,8 @@ class Registry:
 
         if self.catalog_path is None:
             return
-        ids = [r.id for r in records]
-        for i in range(0, len(ids), 900):
-            chunk = ids[i : i + 900]
-            q = f"SELECT id FROM catalog.models WHERE id IN ({', '.join('?' * len(chunk))})"
-            taken = [r[0] for r in self.conn.execute(q, chunk)]
+        for chunk, marks in in_chunks([r.id for r in records]):
+            taken = [r[0] for r in self.conn.execute(f"SELECT id FROM catalog.models WHERE id IN ({marks})", chunk)]
             if taken:
                 raise IdCollision(
                     f"{taken[0]} is already a catalog model; give the local model another id with --id NAME."

@@ -132,10 +132,12 @@ _FALLBACK_PARAM_RATE = 5e8  # samples/s ~ this / parameters on 2 CPU cores (ResN
 
 
 def make_plan(records: Sequence[Any], sample: Any) -> list[Plan]:
-    from zoo.features import _read, cache_info, feature_key
+    from zoo.features import cache_info, feature_key
 
+    entries = cache_info()  # the sidecars only: enough to know what is cached and how fast it was made
+    cached_keys = {e["key"] for e in entries if e.get("n") == len(sample)}
     speeds: dict[str, float] = {}
-    for entry in cache_info():  # the last measured speed of each model, from the cache's metadata
+    for entry in entries:  # the last measured speed of each model
         secs = entry.get("seconds") or 0
         if secs > 0 and entry.get("n"):
             speeds[entry["model_id"]] = entry["n"] / secs
@@ -143,7 +145,7 @@ def make_plan(records: Sequence[Any], sample: Any) -> list[Plan]:
     plans = []
     for rec in records:
         try:
-            cached = _read(feature_key(rec, sample), len(sample)) is not None
+            cached = feature_key(rec, sample) in cached_keys
         except ZooError:
             cached = False
         rate = speeds.get(rec.id) or (_FALLBACK_PARAM_RATE / rec.params if rec.params else 20.0)

@@ -61,15 +61,16 @@ class Understander:
         self.keys = [k for k, _ in items]
         self.matrix = store.ensure(items, embedder)
         self.embedder = embedder
+        self._rows: dict[tuple[str, str], np.ndarray] = {}  # (kind, name) -> rows of its phrases
+        for i, key in enumerate(self.keys):
+            _, kind, name, _ = key.split(":", 3)
+            self._rows.setdefault((kind, name), []).append(i)
+        self._rows = {k: np.array(v) for k, v in self._rows.items()}
 
     def _scores(self, q: np.ndarray, kind: str, names: list[str], top: int) -> np.ndarray:
+        """Per name, the mean of its ``top`` best phrase similarities to ``q``."""
         sims = self.matrix @ q
-        out = []
-        for name in names:
-            prefix = f"phrase:{kind}:{name}:"
-            s = np.sort([sims[i] for i, k in enumerate(self.keys) if k.startswith(prefix)])[::-1]
-            out.append(float(np.mean(s[:top])))
-        return np.array(out)
+        return np.array([float(np.mean(np.sort(sims[self._rows[(kind, n)]])[::-1][:top])) for n in names])
 
     def understand(self, text: str, q: np.ndarray | None = None, *, modality: str | None = None) -> TaskUnderstanding:
         """Modality and domains are inferred jointly: strong domain evidence ("handwritten digits",

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.registry import Registry
+from zoo.registry import Registry, in_chunks
 
 ANN_MIN_ROWS = 200_000
 _VECTOR_DTYPE = np.float16  # half the bytes; cosine error ~1e-3, far below ranking differences
@@ -50,10 +50,9 @@ class EmbeddingStore:
         conn = self.registry.conn
         wanted = list(dict.fromkeys(keys))
         for schema in reversed(self.schemas):  # catalog first, then main overrides
-            for i in range(0, len(wanted), 900):
-                chunk = wanted[i : i + 900]
+            for chunk, marks in in_chunks(wanted):
                 q = (f"SELECT key, content_hash, dim, vector FROM {schema}.text_embeddings "
-                     f"WHERE embed_model = ? AND key IN ({', '.join('?' * len(chunk))})")
+                     f"WHERE embed_model = ? AND key IN ({marks})")
                 for key, h, dim, blob in conn.execute(q, [embed_model, *chunk]):
                     out[key] = (h, _from_blob(blob, dim))
         return out
