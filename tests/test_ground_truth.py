@@ -105,9 +105,9 @@ def test_documented_sizes_and_disjoint_splits():
     # pooled tasks: train and test never share an item
     trx, _, tex, _ = bds.load("mr", 0)
     assert len(set(trx) & set(tex)) < 10  # by index; MR itself repeats a few sentences
-    # digits: 5-fold CV, every image tested exactly once, folds fixed by the seed
-    assert bds.n_folds("digits") == 5
-    sizes = [len(bds.load("digits", 0, fold=f)[3]) for f in range(5)]
+    # digits: 3-fold CV, every image tested exactly once, folds fixed by the seed
+    assert bds.n_folds("digits") == 3
+    sizes = [len(bds.load("digits", 0, fold=f)[3]) for f in range(3)]
     assert sum(sizes) == 1797 and max(sizes) - min(sizes) <= 10
     small = bds.load("mnist5k", 3, max_train=64, max_test=32)
     assert len(small[1]) == 64 and len(small[3]) == 32 and len(np.unique(small[1])) == 10

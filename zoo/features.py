@@ -7,7 +7,7 @@ sample's item order.
 
 - **Images** are decoded with PIL one by one (EXIF orientation applied; the colour mode and resizing
   are the backbone's ``preprocess``), timed separately as ``decode_seconds``, then batched through the
-  backbone.
+  backbone; ``forward_seconds`` is the time in the forward passes.
 - **Texts** go to the backbone in batches of raw strings.
 - **Arrays** (an ``.npz`` sample, ``modality == "array"``) are taken as precomputed features: the
   result is the arrays themselves, flattened to ``(n, -1)`` float32, for any model. This lets users
@@ -17,10 +17,29 @@ A sample whose modality does not fit the model (texts into an image model, ...) 
 :class:`~zoo.errors.UsageError` naming models that fit; weights missing on this machine raise the
 backbone's :class:`~zoo.errors.WeightsUnavailable`.
 
-Cache: ``cache_dir()/features/<key>.npy`` plus a ``<key>.json`` metadata sidecar, both written to a
-temporary file and moved into place with ``os.replace``, so an interrupted run never leaves a half
-entry. An entry whose array cannot be read or whose shape disagrees with its metadata (a truncated
-file) is recomputed. :func:`feature_key` hashes the model id, a cheap fingerprint of the weight files
+Source probabilities (for LEEP and NCE): ``extract(..., with_source_probs=True)`` also returns the
+source model's softmax over its pre-training classes, ``Features.source_probs`` ``(n, C_source)``,
+computed in the same forward pass as the features; when the features are already cached and the
+model's classifier reads the pooled features (every head except the Keras face models'), the head is
+applied to the cached features and no pass runs at all. A model without a source head (text encoders,
+headless checkpoints, precomputed embeddings) gives ``source_probs=None`` and the reason in
+``Features.source_note``; nothing is raised. :func:`extract_source_probs` is the strict variant.
+
+Speed (measured in ``benchmarks/bench_features.py``): images are decoded and preprocessed in a
+background thread, one batch ahead of the forward passes (PIL and torch release the GIL); conv nets run
+through an inference copy with BatchNorm folded, the channels_last layout and CPU passes of at most
+~16 ImageNet-size images (:mod:`zoo.backbones`); large tensors come from the heap instead of fresh
+mmaps while extracting (no page faults per batch, see ``_heap_for_tensors``). On the CPU the number of
+torch threads is chosen for the extraction (:func:`extraction_threads`): on a machine whose other load
+leaves less than a core per thread, OpenMP threads that wait on each other are descheduled at every
+layer and a pass can be 2-15x slower (measured on the 2-core benchmark machine), so fewer threads are
+used there. ``ZOO_NUM_THREADS`` sets the number.
+
+Cache: ``cache_dir()/features/<key>.npy`` plus a ``<key>.json`` metadata sidecar (and
+``<key>.src.npy`` for source probabilities), each written to a temporary file and moved into place
+with ``os.replace``, the sidecar last, so an interrupted run never leaves a half entry. An entry whose
+array cannot be read or whose shape disagrees with its metadata (a truncated file) is recomputed;
+damaged source probabilities alone are recomputed from the features (or with one pass). :func:`feature_key` hashes the model id, a cheap fingerprint of the weight files
 (size, mtime and a hash of the first and last MiB; a Hugging Face snapshot's folder name), the
 sample's content hash and item order, and everything in the record that changes the features
 (input size, mean, std, interpolation, crop_pct, max_length, pooling, ...) plus
@@ -49,7 +68,8 @@ from zoo.embed import cache_dir
 from zoo.errors import UsageError
 from zoo.record import ModelRecord
 
-__all__ = ["FEATURES_VERSION", "Features", "cache_info", "clear_cache", "extract", "feature_key", "features_dir"]
+__all__ = ["FEATURES_VERSION", "Features", "cache_info", "clear_cache", "extract", "extract_source_probs",
+           "extraction_threads", "feature_key", "features_dir"]
 
 # Bump when the extraction itself changes (decoding, pooling, dtype): every old entry becomes a miss.
 FEATURES_VERSION = 1
@@ -66,11 +86,21 @@ class Features:
     data_hash: str
     key: str
     features: np.ndarray  # (n, d) float32, row order = sample order
-    seconds: float  # extraction seconds: model load + decoding + forward passes (0 when served from cache)
-    cached: bool
+    seconds: float  # wall seconds spent: model load + decoding + forward passes (0 when all came from cache)
+    cached: bool  # the features came from the cache
     device: str
-    decode_seconds: float  # image decoding/resizing time (part of ``seconds``)
+    # image decoding/resizing seconds, summed in the decoding thread; it overlaps the forward passes,
+    # so decode_seconds + forward_seconds can exceed ``seconds``
+    decode_seconds: float
     load_seconds: float = field(default=0.0)  # model loading time (part of ``seconds``)
+    forward_seconds: float = field(default=0.0)  # time in the backbone's forward passes (part of ``seconds``)
+    # with_source_probs=True: the source model's softmax (n, source_classes) float32, same row order;
+    # None when the model has no source head, and source_note then says why (LEEP/NCE cannot apply)
+    source_probs: np.ndarray | None = field(default=None, repr=False)
+    source_classes: int | None = None
+    source_labels: list[str] | None = None
+    source_note: str = ""
+    threads: int | None = None  # torch threads used for the forward passes (None: not torch, or untouched)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -235,70 +265,256 @@ def _decode(path: str):
                         "earlier and this file changed or is damaged: fix or remove it and load the sample again.") from None
 
 
-def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str,
-             progress: bool) -> tuple[np.ndarray, str, float, float]:
+def extraction_threads() -> int | None:
+    """Torch threads for CPU extraction: :func:`zoo.scores._base.cpu_threads` (``ZOO_NUM_THREADS``, else the
+    cores left free by the machine's other load), at most torch's default; None leaves torch alone."""
+    import torch
+
+    from zoo.scores._base import cpu_threads
+
+    n = cpu_threads()
+    return None if n is None else min(n, torch.get_num_threads())
+
+
+@contextlib.contextmanager
+def _torch_threads(device: str):
+    """Run the block with :func:`extraction_threads` torch threads on the CPU; restore the setting after."""
+    if not device.startswith("cpu"):
+        yield None
+        return
+    import torch
+
+    want = extraction_threads()
+    before = torch.get_num_threads()
+    if want is None or want == before:
+        yield before
+        return
+    torch.set_num_threads(want)
+    try:
+        yield want
+    finally:
+        torch.set_num_threads(before)
+
+
+# glibc malloc serves each large tensor (a batch's activations: 10-50 MB) with a fresh mmap and unmaps it
+# when freed, so every forward pass page-faults all its activations in again: at 1 thread MobileNetV2 spent
+# 0.4 s of kernel time per 1.1 s of compute on that. Serving them from the heap and keeping freed memory
+# for the next batch removes it (sys 0.4 -> 0.0 s, wall 2.7 -> 1.6 s per 64 images, bench_features.py).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
+_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
+
+
+@contextlib.contextmanager
+def _heap_for_tensors():
+    """While extracting on glibc Linux: no mmap for large blocks, freed memory kept (up to 512 MiB) for
+    reuse; afterwards glibc's defaults come back and the kept memory is returned (``malloc_trim``).
+    ``ZOO_MALLOC_TUNING=0`` turns it off."""
+    import platform
+
+    libc = None
+    if os.environ.get("ZOO_MALLOC_TUNING", "1") != "0" and sys.platform.startswith("linux") \
+            and platform.libc_ver()[0] == "glibc":
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, 512 * 1024 * 1024)
+        except (OSError, AttributeError):
+            libc = None
+    try:
+        yield
+    finally:
+        if libc is not None:
+            for param, value in _GLIBC_DEFAULTS.items():
+                libc.mallopt(param, value)
+            libc.malloc_trim(0)
+
+
+@dataclass
+class _Pass:
+    features: np.ndarray
+    probs: np.ndarray | None
+    device: str
+    decode: float
+    load: float
+    forward: float
+    threads: int | None
+    source_classes: int | None
+    source_labels: list[str] | None
+    no_source_head: str
+
+
+def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, progress: bool,
+             with_source: bool, lb: Any = None) -> _Pass:
+    """One pass over the sample: features, and the source probabilities when asked and the model has a head."""
     from zoo.backbones import load_backbone
 
     t0 = time.perf_counter()
-    lb = load_backbone(record, device=device)
+    if lb is None:
+        lb = load_backbone(record, device=device)
     load_seconds = time.perf_counter() - t0
+    want = with_source and lb.has_source_head
     items = list(sample.items or [])
-    n = len(items)
-    out: list[np.ndarray] = []
-    decode = 0.0
-    with _bar(n, progress, f"features {record.id}") as bar:
-        for start in range(0, n, batch_size):
-            chunk = items[start:start + batch_size]
-            if sample.modality == "image":
+    chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    feats: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    decode = forward = 0.0
+
+    def run(batch: Any) -> None:
+        nonlocal forward
+        t = time.perf_counter()
+        if want:
+            f, p = lb.features_and_source_probs(batch, batch_size=batch_size)
+            probs.append(p)
+        else:
+            f = lb.features(batch, batch_size=batch_size)
+        forward += time.perf_counter() - t
+        feats.append(f)
+
+    with _torch_threads(lb.device if lb.model is not None else "none") as threads, _heap_for_tensors(), \
+            _bar(len(items), progress, f"features {record.id}") as bar:
+        if sample.modality == "image":
+            from concurrent.futures import ThreadPoolExecutor
+
+            def load_images(paths: list) -> tuple[Any, float]:
                 import torch
 
                 t = time.perf_counter()
-                batch = torch.stack([lb.preprocess(_decode(p)) for p in chunk])
-                decode += time.perf_counter() - t
-                out.append(lb.features(batch, batch_size=batch_size))
-            else:
-                out.append(lb.features([str(s) for s in chunk], batch_size=batch_size))
-            bar.update(len(chunk))
-    feats = np.concatenate(out, axis=0) if out else np.zeros((0, lb.feature_dim), dtype=np.float32)
-    return np.ascontiguousarray(feats, dtype=np.float32), lb.device, decode, load_seconds
+                x = torch.stack([lb.preprocess(_decode(p)) for p in paths])
+                return x, time.perf_counter() - t
+
+            # Decode batch i+1 while batch i runs through the network (PIL and torch release the GIL).
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-decode") as pool:
+                pending = pool.submit(load_images, chunks[0]) if chunks else None
+                for i, chunk in enumerate(chunks):
+                    x, dt = pending.result()
+                    decode += dt
+                    pending = pool.submit(load_images, chunks[i + 1]) if i + 1 < len(chunks) else None
+                    run(x)
+                    bar.update(len(chunk))
+        else:
+            for chunk in chunks:
+                run([str(s) for s in chunk])
+                bar.update(len(chunk))
+    f = np.concatenate(feats, axis=0) if feats else np.zeros((0, lb.feature_dim), dtype=np.float32)
+    p = None
+    if want:
+        p = np.concatenate(probs, axis=0) if probs else np.zeros((0, lb.source_classes), dtype=np.float32)
+        p = np.ascontiguousarray(p, dtype=np.float32)
+    return _Pass(np.ascontiguousarray(f, dtype=np.float32), p, lb.device, decode, load_seconds, forward,
+                 threads if lb.model is not None else None, lb.source_classes, lb.source_labels, lb.no_source_head)
+
+
+def _meta(key: str, record: ModelRecord, sample: Sample, feats: np.ndarray, device: str, seconds: float,
+          probs: np.ndarray | None, labels: list[str] | None, no_head: str) -> dict:
+    meta: dict[str, Any] = {
+        "key": key, "model_id": record.id, "data_hash": sample.content_hash, "source": sample.source,
+        "modality": sample.modality, "n": int(feats.shape[0]), "d": int(feats.shape[1]),
+        "dtype": "float32", "device": device, "seconds": round(seconds, 4),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "features_version": FEATURES_VERSION,
+    }
+    if probs is not None:
+        meta["source_classes"] = int(probs.shape[1])
+        if labels:
+            meta["source_labels"] = list(labels)
+    elif no_head:
+        meta["no_source_head"] = no_head  # known: later calls skip LEEP/NCE without loading the model
+    return meta
 
 
 def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device: str = "auto",
-            cache: bool = True, progress: bool = False) -> Features:
-    """Penultimate features ``(len(sample), d)`` of ``sample`` under ``record``, from the cache when possible."""
+            cache: bool = True, progress: bool = False, with_source_probs: bool = False) -> Features:
+    """Penultimate features ``(len(sample), d)`` of ``sample`` under ``record``, from the cache when possible.
+
+    ``with_source_probs=True`` also fills ``source_probs`` (the source head's softmax, one pass with the
+    features, cached beside them) or, for a model without a source head, ``source_note`` (the reason).
+    """
+    from zoo.source_heads import source_head_status
+
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
     _check_modality(record, sample)
     key = feature_key(record, sample)
+    status = source_head_status(record)
+    want = with_source_probs and status.has_head is not False
+    note = status.reason if with_source_probs and not want else ""
     if sample.modality == "array":
         t = time.perf_counter()
         arr = np.asarray(sample.arrays)
         feats = np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32)
-        return Features(record.id, sample.content_hash, key, feats, time.perf_counter() - t, False, "cpu", 0.0)
+        note = ("precomputed embeddings (.npz) carry no source-model predictions, so LEEP and NCE do not apply"
+                if with_source_probs else "")
+        return Features(record.id, sample.content_hash, key, feats, time.perf_counter() - t, False, "cpu", 0.0,
+                        source_note=note)
+    lb = None
+    preload = 0.0  # seconds spent loading the model on a cache hit that still needs a pass (Keras heads)
     if cache:
         hit = _read(key, len(sample))
         if hit is not None:
-            arr, meta = hit
-            return Features(record.id, sample.content_hash, key, arr, 0.0, True, str(meta.get("device", "cpu")), 0.0)
+            arr, meta, probs = hit
+            out = Features(record.id, sample.content_hash, key, arr, 0.0, True, str(meta.get("device", "cpu")), 0.0,
+                           source_note=note)
+            if not want:
+                return out
+            if probs is not None:
+                out.source_probs, out.source_classes = probs, probs.shape[1]
+                out.source_labels = meta.get("source_labels")
+                return out
+            if meta.get("no_source_head"):
+                out.source_note = str(meta["no_source_head"])
+                return out
+            # Cached features without probabilities: a head on the pooled features needs no forward pass.
+            from zoo.backbones import load_backbone
+
+            t0 = time.perf_counter()
+            lb = load_backbone(record, device=device)
+            probs = lb.source_probs_from_features(arr) if lb.has_source_head else None
+            if probs is not None or not lb.has_source_head:
+                meta = _meta(key, record, sample, arr, lb.device, float(meta.get("seconds") or 0.0), probs,
+                             lb.source_labels, lb.no_source_head)
+                _write(key, arr, meta, probs, features_too=False)
+                out.seconds = out.load_seconds = time.perf_counter() - t0
+                out.source_probs, out.source_classes, out.source_labels = probs, lb.source_classes, lb.source_labels
+                out.source_note = lb.no_source_head if probs is None else ""
+                return out
+            # the Keras heads read the feature map: one full pass for both below
+            preload = time.perf_counter() - t0
     t0 = time.perf_counter()
-    feats, dev, decode, load_seconds = _compute(record, sample, batch_size, device, progress)
-    seconds = time.perf_counter() - t0
+    res = _compute(record, sample, batch_size, device, progress, want, lb)
+    seconds = time.perf_counter() - t0 + preload
+    res.load += preload
     if cache:
-        _write(key, feats, {
-            "key": key, "model_id": record.id, "data_hash": sample.content_hash, "source": sample.source,
-            "modality": sample.modality, "n": int(feats.shape[0]), "d": int(feats.shape[1]),
-            "dtype": "float32", "device": dev, "seconds": round(seconds, 4),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "features_version": FEATURES_VERSION,
-        })
-    return Features(record.id, sample.content_hash, key, feats, seconds, False, dev, decode, load_seconds)
+        _write(key, res.features, _meta(key, record, sample, res.features, res.device, seconds, res.probs,
+                                        res.source_labels, res.no_source_head), res.probs)
+    out = Features(record.id, sample.content_hash, key, res.features, seconds, False, res.device, res.decode,
+                   res.load, res.forward, threads=res.threads)
+    if with_source_probs:
+        out.source_probs, out.source_classes = res.probs, (res.source_classes if res.probs is not None else None)
+        out.source_labels = res.source_labels if res.probs is not None else None
+        out.source_note = note or ("" if res.probs is not None else res.no_source_head)
+    return out
+
+
+def extract_source_probs(record: ModelRecord, sample: Sample, **kwargs: Any) -> np.ndarray:
+    """The source head's softmax ``(len(sample), C_source)`` float32 (cached like the features, and
+    computed in the same pass). Raises :class:`~zoo.source_heads.NoSourceHead` with the reason when the
+    model has none. Keyword arguments as for :func:`extract`."""
+    from zoo.source_heads import NoSourceHead
+
+    out = extract(record, sample, with_source_probs=True, **kwargs)
+    if out.source_probs is None:
+        raise NoSourceHead(out.source_note or f"{record.id} has no source classification head")
+    return out.source_probs
 
 
 # ---------------------------------------------------------------------------------------- cache files
 
 
-def _read(key: str, n: int) -> tuple[np.ndarray, dict] | None:
-    """A cached entry, or None when absent or damaged (shape/dtype disagreeing with its metadata)."""
+def _read(key: str, n: int) -> tuple[np.ndarray, dict, np.ndarray | None] | None:
+    """A cached entry ``(features, meta, source_probs | None)``, or None when absent or damaged (shape/dtype
+    disagreeing with its metadata). Damaged source probabilities alone read as absent (recomputed)."""
     folder = features_dir()
     try:
         meta = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
@@ -309,7 +525,18 @@ def _read(key: str, n: int) -> tuple[np.ndarray, dict] | None:
         return None
     if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape != (meta.get("n"), meta.get("d")) or arr.shape[0] != n:
         return None
-    return arr, meta
+    probs = None
+    if meta.get("source_classes"):
+        try:
+            probs = np.load(folder / f"{key}{_SRC}", allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            probs = None
+        if probs is not None and (probs.dtype != np.float32 or probs.shape != (n, meta["source_classes"])):
+            probs = None
+    return arr, meta, probs
+
+
+_SRC = ".src.npy"  # suffix of the source-probabilities file beside <key>.npy
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -326,13 +553,21 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _write(key: str, feats: np.ndarray, meta: dict) -> None:
+def _write(key: str, feats: np.ndarray, meta: dict, probs: np.ndarray | None = None, *,
+           features_too: bool = True) -> None:
     folder = features_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        # The array first, then the sidecar: an entry counts only once both are in place.
-        _atomic_write(folder / f"{key}.npy", lambda f: np.save(f, feats, allow_pickle=False))
+        # The arrays first, then the sidecar: an entry (and its probabilities) counts only once the sidecar
+        # naming them is in place.
+        if features_too:
+            _atomic_write(folder / f"{key}.npy", lambda f: np.save(f, feats, allow_pickle=False))
+        if probs is not None:
+            _atomic_write(folder / f"{key}{_SRC}", lambda f: np.save(f, probs, allow_pickle=False))
         _atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        if probs is None:  # a rewritten entry without probabilities must not keep stale ones
+            with contextlib.suppress(FileNotFoundError):
+                (folder / f"{key}{_SRC}").unlink()
     except OSError:
         pass  # a read-only or full cache is not fatal: the features are still returned
 
@@ -344,10 +579,10 @@ def cache_info() -> list[dict]:
         return []
     entries = []
     for side in folder.glob("*.json"):
-        npy = side.with_suffix(".npy")
+        npy, src = side.with_suffix(".npy"), side.with_name(side.stem + _SRC)
         try:
             meta = json.loads(side.read_text(encoding="utf-8"))
-            size = side.stat().st_size + (npy.stat().st_size if npy.exists() else 0)
+            size = sum(f.stat().st_size for f in (side, npy, src) if f.exists())
         except (OSError, ValueError):
             continue
         if not isinstance(meta, dict):
@@ -356,6 +591,7 @@ def cache_info() -> list[dict]:
             "key": side.stem, "model_id": meta.get("model_id"), "data_hash": meta.get("data_hash"),
             "n": meta.get("n"), "d": meta.get("d"), "bytes": size, "created": meta.get("created"),
             "seconds": meta.get("seconds"),  # how long the extraction took: a measured speed for estimates
+            "source_classes": meta.get("source_classes"),  # source probabilities cached beside (LEEP/NCE)
         })
     entries.sort(key=lambda e: (str(e["created"] or ""), e["key"]))
     return entries
@@ -379,14 +615,16 @@ def clear_cache(model_id: str | None = None) -> int:
         want = _normalise_id(model_id)
         keys = {e["key"] for e in cache_info() if e["model_id"] in (want, model_id)}
     else:
-        keys = {p.stem for p in folder.glob("*.json")} | {p.stem for p in folder.glob("*.npy")}
+        # keys are hex digests: everything before the first dot (<key>.npy, <key>.src.npy, <key>.json)
+        keys = {p.name.split(".", 1)[0] for p in folder.glob("*.json")} | \
+            {p.name.split(".", 1)[0] for p in folder.glob("*.npy") if not p.name.startswith(".")}
         for tmp in folder.glob(".*.tmp"):  # leftovers of interrupted writes
             with contextlib.suppress(OSError):
                 tmp.unlink()
     removed = 0
     for key in keys:
         gone = False
-        for suffix in (".json", ".npy"):  # the sidecar first: a lone .npy is never served
+        for suffix in (".json", ".npy", _SRC):  # the sidecar first: a lone .npy is never served
             with contextlib.suppress(FileNotFoundError):
                 (folder / f"{key}{suffix}").unlink()
                 gone = True

@@ -55,7 +55,32 @@ def m002_text_embeddings(db: Database) -> None:
     )
 
 
-MIGRATIONS = [m001_models, m002_text_embeddings]
+def m003_probe_results(db: Database) -> None:
+    """Linear-probe results (``zoo probe``), reused when the same model, data and settings come again.
+    ``settings_hash`` covers everything that changes the numbers (folds, seed, grid, method, metric)."""
+    db["probe_results"].create(
+        {"id": int, "model_id": str, "data_hash": str, "settings_hash": str, "settings": str,
+         "accuracy": float, "accuracy_lo": float, "accuracy_hi": float,
+         "macro_f1": float, "macro_f1_lo": float, "macro_f1_hi": float,
+         "folds": int, "seed": int, "seconds": float, "device": str, "versions": str,
+         "result": str, "created_at": str},
+        pk="id", not_null={"model_id", "data_hash", "settings_hash"},
+    )
+    db["probe_results"].create_index(["model_id", "data_hash", "settings_hash"], unique=True,
+                                     index_name="idx_probe_results_key")
+
+
+def m004_runs(db: Database) -> None:
+    """Every recommendation is a stored run (``zoo runs``): its inputs, versions and full result JSON."""
+    db["runs"].create(
+        {"id": str, "created_at": str, "task": str, "data": str, "data_hash": str, "options": str,
+         "zoo_version": str, "registry_version": str, "top_id": str, "seconds": float, "result": str},
+        pk="id",
+    )
+    db["runs"].create_index(["created_at"], index_name="idx_runs_created")
+
+
+MIGRATIONS = [m001_models, m002_text_embeddings, m003_probe_results, m004_runs]
 MIGRATION_NAMES = [m.__name__ for m in MIGRATIONS]
 
 

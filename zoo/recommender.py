@@ -72,12 +72,33 @@ class Candidate:
     variants: list[str] = field(default_factory=list)  # other tags of the same architecture
     rank: int = 0
     failed_constraint: str | None = None  # set by explain() for a model that was excluded
+    # With sample data (recommend(..., data=...)): raw transferability scores by scorer name, how long
+    # feature extraction took and whether it came from the cache; None/empty without data.
+    data_scores: dict[str, float] = field(default_factory=dict)
+    data_seconds: float | None = None
+    data_cached: bool | None = None
+    data_warnings: list[str] = field(default_factory=list)
+    probe: Any = None  # zoo.probe.ProbeResult when the candidate was probed (--probe-top)
+    plan: Any = None  # zoo.plan.TransferPlan for the top pick when data was given
 
-    def load(self, num_classes: int | None = None, *, device: str = "auto"):
-        """The backbone ready to fine-tune (``zoo.backbones.LoadedBackbone``) with its own preprocessing."""
+    def load(self, num_classes: int | None = None, *, device: str = "auto", plan: bool = False):
+        """The backbone ready to fine-tune (``zoo.backbones.LoadedBackbone``) with its own preprocessing.
+
+        ``plan=True`` applies this candidate's transfer plan (``zoo.plan.apply_plan``): frozen and
+        unfrozen blocks, optimizer parameter groups with the planned learning rates, LoRA for
+        transformers; it returns a ``zoo.plan.PlannedModel``."""
         from zoo.backbones import load_backbone
 
-        return load_backbone(self.record, num_classes=num_classes, device=device)
+        if not plan:
+            return load_backbone(self.record, num_classes=num_classes, device=device)
+        if self.plan is None:
+            raise UsageError(f"{self.id} has no transfer plan: recommend with data=..., or make one with "
+                             f"zoo.plan.plan_for(data, {self.id!r}).")
+        if num_classes is None:
+            raise UsageError("load(plan=True) needs num_classes: the plan trains a new head.")
+        from zoo.plan import apply_plan
+
+        return apply_plan(load_backbone(self.record, num_classes=num_classes, device=device), self.plan, num_classes)
 
 
 @dataclass
@@ -93,6 +114,14 @@ class Recommendation:
     embed_model: str
     seconds: float
     grouped: bool = True
+    # With sample data: what was used and which strong candidates could not be scored (id -> why).
+    data: Any = None  # zoo.data summary dict: path, content_hash, modality, task, n, class_counts, skipped
+    scores: list[str] = field(default_factory=list)  # scorer names computed on the data
+    not_scored: dict[str, str] = field(default_factory=dict)
+    fusion: dict[str, Any] | None = None  # with data: the weights of description vs data, the fused scorers
+    probe_top: int = 0
+    probe_summary: dict[str, Any] | None = None  # with probe_top: best, tied_with_best, practical_pick, agreement
+    run_id: str | None = None  # set when the run is stored in the registry (zoo runs)
 
     @property
     def best(self) -> Candidate:
@@ -350,6 +379,18 @@ def recommend(
     db: str | Path | None = None,
     embed_model: str | None = None,
     weights: dict[str, float] | None = None,
+    scores: Sequence[str] | None = None,
+    max_samples: int = 300,
+    score_top: int = 10,
+    text_column: str = "text",
+    label_column: str = "label",
+    device: str = "auto",
+    data_weight: float | None = None,
+    fused_scores: Sequence[str] | None = None,
+    probe_top: int = 0,
+    train_size: int | None = None,
+    progress: bool = False,
+    on_plan: Any = None,
 ) -> Recommendation:
     """Rank registry models for ``task``; see the module docstring for the components."""
     from zoo import vocab
@@ -357,11 +398,17 @@ def recommend(
     t0 = time.perf_counter()
     if not task or not task.strip():
         raise UsageError('Describe the task in words, e.g. zoo recommend "detect pneumonia in chest X-rays".')
+    if probe_top and data is None:
+        raise UsageError("--probe-top needs --data: the probe trains on your labelled sample.")
+    if probe_top < 0:
+        raise UsageError("probe_top must be 0 (no probe) or more.")
+    sample = None
     if data is not None:
-        raise UsageError(
-            "Ranking with sample data (--data) is not available in this version; rank from the description "
-            "alone, then compare the top candidates on your data."
-        )
+        from zoo.data_rank import load_checked_sample
+
+        sample, modality = load_checked_sample(
+            data, scores, modality=modality, max_samples=max_samples, text_column=text_column,
+            label_column=label_column)
     if modality is not None and modality not in vocab.MODALITIES:
         raise UsageError(f"Unknown modality {modality!r}; use one of {', '.join(vocab.MODALITIES)}.")
     for c in license_classes or ():
@@ -400,6 +447,14 @@ def recommend(
          for r, c in zip(kept, comps, strict=True)),
         key=lambda c: (-c.score, c.id),
     )
+    extra: dict[str, Any] = {}
+    if sample is not None:
+        from zoo.data_rank import rank_with_data
+
+        scored, extra = rank_with_data(
+            scored, sample, explicit=ids is not None, group=group, scores=scores, score_top=score_top,
+            device=device, data_weight=data_weight, fused_scores=fused_scores, progress=progress,
+            on_plan=on_plan, train_size=train_size)
     out: list[Candidate] = []
     groups: dict[str, Candidate] = {}
     for cand in scored:
@@ -412,11 +467,29 @@ def recommend(
     top = out if ids is not None else out[:top_k]  # a shortlist is ranked whole
     for i, c in enumerate(top, 1):
         c.rank = i
-    return Recommendation(
+    result = Recommendation(
         task=task, understanding=und, constraints=applied, candidates=top, considered=len(kept),
         excluded_unknown=sum(c.excluded_unknown for c in applied), empty_reason=empty_reason, weights=dict(weights),
-        embed_model=state.embedder.model_id, seconds=time.perf_counter() - t0, grouped=group,
+        embed_model=state.embedder.model_id, seconds=time.perf_counter() - t0, grouped=group, **extra,
     )
+    if probe_top:
+        from zoo.data_rank import probe_top as run_probe
+
+        run_probe(result, probe_top, max_samples=max_samples, text_column=text_column, label_column=label_column,
+                  device=device, db=db)
+        result.seconds = time.perf_counter() - t0
+    if sample is not None and result.candidates and sample.task in ("classification", "multilabel"):
+        from zoo.errors import ZooError
+        from zoo.plan import plan_for_sample
+
+        best = result.candidates[0]
+        try:
+            best.plan = plan_for_sample(best.record, sample, candidates=result.candidates, probe=best.probe,
+                                        device=device)
+        except ZooError as e:  # a plan that cannot be made must not cost the ranking
+            best.data_warnings.append(f"no transfer plan: {e}")
+        result.seconds = time.perf_counter() - t0
+    return result
 
 
 def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recommendation]:

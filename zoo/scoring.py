@@ -72,16 +72,27 @@ def score(
     """Transferability of each model's features for the labelled sample at ``data``."""
     from zoo import scores as scorers
     from zoo.data import load_sample
-    from zoo.features import extract
     from zoo.registry import Registry
 
     t0 = time.perf_counter()
     names = list(scores or DEFAULT_SCORES)
-    fns = {n: scorers.get_score(n) for n in names}
+    for n in names:
+        scorers.get_score(n)  # an unknown scorer fails before any data is read
     sample = load_sample(data, text_column=text_column, label_column=label_column,
                          max_samples_per_class=max_samples)
+    check_scorable(sample, names)
+    with Registry(db=db) as reg:
+        records = reg.get_many(models)
+    report = score_sample(sample, records, names, device=device, progress=progress, on_plan=on_plan)
+    report.data = str(data)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def check_scorable(sample: Any, names: Sequence[str]) -> None:
+    """Refuse data the scorers cannot use, saying what to do instead."""
     if sample.labels is None or sample.task == "unlabelled":
-        raise UsageError(f"{data} has no labels: transferability scores need labelled samples "
+        raise UsageError(f"{sample.source} has no labels: transferability scores need labelled samples "
                          "(an image folder root/<class>/..., or a label column).")
     if sample.task == "multilabel":
         raise UsageError("Multi-label data is not supported by the scorers yet; score one label at a time.")
@@ -90,10 +101,26 @@ def score(
         if unsupported:
             raise UsageError(f"Regression targets: only logme applies; drop {', '.join(unsupported)} "
                              "(--scores logme).")
-    with Registry(db=db) as reg:
-        records = reg.get_many(models)
-    report = ScoreReport(data=str(data), data_hash=sample.content_hash, task=sample.task, n=len(sample),
-                         classes=list(sample.classes), skipped=len(sample.skipped), scores=names)
+
+
+def score_sample(
+    sample: Any,
+    records: Sequence[Any],
+    names: Sequence[str],
+    *,
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+    on_plan: Callable[[list[Plan]], None] | None = None,
+    progress_bars: bool = False,
+) -> ScoreReport:
+    """Score already-loaded ``records`` on an already-loaded, checked ``sample`` (the recommender's entry)."""
+    from zoo import scores as scorers
+    from zoo.features import extract
+
+    t0 = time.perf_counter()
+    fns = {n: scorers.get_score(n) for n in names}
+    report = ScoreReport(data=sample.source, data_hash=sample.content_hash, task=sample.task, n=len(sample),
+                         classes=list(sample.classes), skipped=len(sample.skipped), scores=list(names))
     report.plan = make_plan(records, sample)
     if on_plan:
         on_plan(report.plan)
@@ -101,7 +128,7 @@ def score(
         if progress:
             progress(rec.id)
         try:
-            feats = extract(rec, sample, device=device)
+            feats = extract(rec, sample, device=device, progress=progress_bars)
         except ZooError as e:
             report.models.append(ModelScore(rec.id, {}, len(sample), rec.feature_dim or 0, 0.0, {}, False, "-",
                                             error=str(e)))
@@ -193,4 +220,10 @@ def fit_warnings(record: Any, sample: Any, stats: dict[str, Any]) -> list[str]:
         if tokens > record.max_length:
             warnings.append(f"10% of texts are longer than ~{stats['p90_words']} words; {record.id} reads at most "
                             f"{record.max_length} tokens, the rest is cut")
+    if sample.modality == "text" and record.modality == "text" and sample.items:
+        from zoo.language import language_warning  # memoised per sample: one detection for all models
+
+        w = language_warning(record, sample.items)
+        if w:
+            warnings.append(w)
     return warnings

@@ -37,10 +37,22 @@ def cli() -> None:
     """
 
 
-from zoo.cli import cache_cmd, index_cmd, recommend_cmd, registry_cmd, score_cmd  # noqa: E402
+from zoo.cli import (  # noqa: E402
+    cache_cmd,
+    index_cmd,
+    plan_cmd,
+    probe_cmd,
+    recommend_cmd,
+    registry_cmd,
+    report_cmd,
+    score_cmd,
+)
 
 recommend_cmd.register(cli)
 score_cmd.register(cli)
+probe_cmd.register(cli)
+plan_cmd.register(cli)
+report_cmd.register(cli)
 cache_cmd.register(cli)
 registry_cmd.register(cli)
 index_cmd.register(cli)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from zoo.cli import options as opt
@@ -49,32 +51,97 @@ def _understanding_lines(rec) -> list[str]:
     return lines
 
 
+def data_options(f):
+    for deco in reversed([
+        click.option("--data", type=click.Path(),
+                     help="Your labelled sample: an image folder root/<class>/..., CSV/TSV/JSONL with text and label "
+                          "columns, or .npz (x, y). Candidates are then scored on it."),
+        click.option("--max-samples", type=click.IntRange(min=2), default=300, show_default=True,
+                     help="With --data: at most this many samples per class (stratified)."),
+        click.option("--scores", help="With --data: scorers separated by commas "
+                                      "(default: logme,hscore,shrinkage_hscore,transrate,knn)."),
+        click.option("--score-top", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="With --data and no --candidates: score this many of the best candidates whose weights "
+                          "are on this machine."),
+        click.option("--text-column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL file."),
+        click.option("--label-column", default="label", show_default=True, help="Label column of a CSV/TSV/JSONL file."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="Where features are extracted."),
+        click.option("--train-size", type=click.IntRange(min=8),
+                     help="With --data: score image models at this input size (px, capping their native size): "
+                          "the resolution you will fine-tune at."),
+        click.option("--probe-top", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="With --data: linear-probe the top K (5-fold, on the cached features) and re-rank them "
+                          "by probe accuracy."),
+    ]):
+        f = deco(f)
+    return f
+
+
+def show_plan(plan) -> None:
+    """Said before any extraction: what will be computed, roughly how long, and what does not fit."""
+    todo = [p for p in plan if not p.cached]
+    total = sum(p.estimate_seconds for p in todo)
+    click.echo(f"Scoring {len(plan)} models on your data: features for {len(todo)} to extract "
+               f"({len(plan) - len(todo)} cached), rough estimate {total:.0f} s.", err=True)
+    for p in plan:
+        for w in p.warnings:
+            click.echo(f"  warning: {p.id}: {w}", err=True)
+
+
+def _data_kwargs(kw: dict) -> dict:
+    if not kw["data"]:
+        return {}
+    return {"data": kw["data"], "max_samples": kw["max_samples"], "score_top": kw["score_top"],
+            "scores": [s.strip() for s in kw["scores"].split(",") if s.strip()] if kw["scores"] else None,
+            "text_column": kw["text_column"], "label_column": kw["label_column"], "device": kw["device"],
+            "probe_top": kw["probe_top"], "train_size": kw["train_size"]}
+
+
 @click.command()
 @click.argument("task")
 @constraint_options
+@data_options
 @click.option("--top", "top_k", type=click.IntRange(min=1), default=10, show_default=True, help="How many choices.")
 @click.option("--no-group", is_flag=True, help="List every pretrained tag instead of one per architecture.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Also write the review report (HTML, Markdown, JSON) into this folder.")
 @opt.json_option
-def recommend(task, top_k, no_group, as_json, **kw) -> None:
-    """Rank backbones for a task described in words, with the reasons.
+def recommend(task, top_k, no_group, report_dir, as_json, **kw) -> None:
+    """Rank backbones for a task described in words, with the reasons; with --data, also by how well
+    each candidate's features fit your labelled sample.
 
     \b
     Examples:
       zoo recommend "detect pneumonia in chest X-rays"
       zoo recommend "sentiment of tweets" --license-class permissive --max-params 150M --top 5
       zoo recommend "classify product photos" --candidates timm:resnet50.a1_in1k,timm:convnext_tiny.fb_in1k
+      zoo recommend "classify handwritten digits" --data ./digits --score-top 5
     """
     from zoo.recommender import recommend as run
 
-    rec = run(task, top_k=top_k, group=not no_group, **_api_kwargs(kw))
+    data_kw = _data_kwargs(kw)
+    if kw["probe_top"] and not kw["data"]:
+        raise click.UsageError("--probe-top needs --data: the probe trains on your labelled sample.")
+    if data_kw and not as_json:
+        data_kw.update(progress=True, on_plan=show_plan)
+    rec = run(task, top_k=top_k, group=not no_group, **_api_kwargs(kw), **data_kw)
+    _store(rec, {"top_k": top_k, "group": not no_group, **_api_kwargs(kw), **_data_kwargs(kw)}, kw["db"], report_dir,
+           quiet=as_json)
     if as_json:
         echo_json(rec)
         return
     for line in _understanding_lines(rec):
         click.echo(line)
+    if rec.data is not None:
+        click.echo(f"Data: {rec.data['description']} (hash {rec.data['content_hash']})")
     if not rec.candidates:
-        click.echo(rec.empty_reason)
+        click.echo(rec.empty_reason or "No candidate could be scored on the data.")
+        _echo_not_scored(rec)
         raise SystemExit(1)
+    if rec.data is not None:
+        _echo_data_table(rec)
+        return
     rows = [
         [c.rank, c.id, f"{c.score:.3f}", *(f"{c.components[k]:.2f}" for k in COMPONENTS),
          fmt_params(c.record.params), c.record.license_class, f"+{len(c.variants)}" if c.variants else ""]
@@ -88,6 +155,80 @@ def recommend(task, top_k, no_group, as_json, **kw) -> None:
     click.echo(f"\n{rec.considered} candidates scored in {rec.seconds:.2f} s. "
                "Components: sim = task vs model card, match = pretraining domain, quality = upstream "
                "accuracy prior, pop = popularity, size = size fit. `zoo explain ID \"task\"` for any model.")
+
+
+def _store(rec, options: dict, db, report_dir, *, quiet: bool) -> None:
+    """Every recommendation made at the terminal is a stored run (``zoo runs``); a locked or read-only
+    database costs the history entry, not the answer."""
+    from zoo.errors import ZooError
+    from zoo.runs import save_run
+
+    try:
+        run_id = save_run(rec, options=options, db=db)
+    except ZooError as e:
+        click.echo(f"warning: this run was not stored ({e})", err=True)
+    else:
+        if not quiet:
+            click.echo(f"Stored as run {run_id} (zoo runs show {run_id}; zoo report {run_id} --out DIR).", err=True)
+    if report_dir:
+        from zoo.report import write_report
+
+        paths = write_report(rec, report_dir, options=options)
+        if not quiet:
+            click.echo(f"Report: {paths.html} (also {Path(paths.markdown).name}, {Path(paths.json).name})", err=True)
+
+
+def _echo_not_scored(rec) -> None:
+    if rec.not_scored:
+        click.echo(f"\nNot scored ({len(rec.not_scored)}):")
+        for mid, why in rec.not_scored.items():
+            click.echo(f"  {mid}: {why}")
+
+
+def _echo_data_table(rec) -> None:
+    names = rec.scores
+    rows = [
+        [c.rank, c.id, f"{c.score:.3f}", f"{c.components['description']:.2f}", f"{c.components['data']:.2f}",
+         *(f"{c.data_scores[n]:.3g}" if n in c.data_scores else "-" for n in names),
+         f"{c.data_seconds:.1f}", "yes" if c.data_cached else "no", fmt_params(c.record.params)]
+        for c in rec.candidates
+    ]
+    click.echo()
+    probe_cols = ["probe acc (95% CI)"] if rec.probe_top else []
+    if rec.probe_top:
+        for row, c in zip(rows, rec.candidates, strict=True):
+            p = c.probe
+            row.insert(3, f"{p.accuracy:.3f} ({p.accuracy_ci[0]:.3f}-{p.accuracy_ci[1]:.3f})" if p else "-")
+    click.echo(table(["#", "id", "score", *probe_cols, "desc", "data", *names, "seconds", "cached", "params"], rows))
+    click.echo()
+    for c in rec.candidates[:3]:
+        click.echo(f"{c.rank}. {c.id}: {c.reason}")
+        for w in c.data_warnings:
+            click.echo(f"   warning: {w}")
+    if rec.probe_summary:
+        ps = rec.probe_summary
+        tied = ", ".join(ps["tied_with_best"]) or ps["best"]
+        click.echo(f"\nProbe of the top {rec.probe_top} ({ps['settings'].get('folds')} folds): the top {rec.probe_top} "
+                   f"are re-ordered by probe accuracy. Best {ps['best']}; statistically tied with it: {tied}; "
+                   f"practical pick {ps['practical_pick']} ({ps['practical_reason']}).")
+        if ps.get("agreement_spearman") is not None:
+            click.echo(f"Agreement of the fused score with the probe (Spearman): {ps['agreement_spearman']:.2f}.")
+    if rec.candidates[0].plan is not None:
+        plan = rec.candidates[0].plan
+        click.echo(f"\nTransfer plan for {plan.model_id}: {plan.summary()}.")
+        click.echo(f"  why: {plan.why}")
+        for r in plan.risks:
+            if r.level != "low":
+                click.echo(f"  risk: {r.kind} ({r.level}): {r.signal}")
+        click.echo(f"  (zoo plan --data {rec.data['source']} --model {plan.model_id} for the details; "
+                   "Candidate.load(num_classes=K, plan=True) applies it)")
+    _echo_not_scored(rec)
+    f = rec.fusion or {}
+    what = f.get("note") or (f"mean z-score of {', '.join(f.get('fused_scores', []))} over the candidates, "
+                             "min-max scaled")
+    click.echo(f"\n{len(rec.candidates)} candidates scored on {rec.data['n']} samples in {rec.seconds:.1f} s. "
+               f"score = {f.get('description', 0):.2f} x desc (task description and priors, min-max scaled) + "
+               f"{f.get('data', 0):.2f} x data ({what}). seconds = feature extraction (0 when cached) + scoring.")
 
 
 @click.command()

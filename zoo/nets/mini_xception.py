@@ -21,6 +21,11 @@ padding reproduced exactly as TensorFlow does it (asymmetric, the extra pixel at
 Penultimate features: the globally average-pooled input of the final class conv (the last
 module's 128-channel output for mini-Xception, 256 for big-Xception), i.e. what the classifier
 conv reads, pooled the way the model pools.
+
+Source head: the class conv has "same" padding, so the logits are NOT a linear map of the pooled
+features (border pixels see zero padding). :func:`load_keras_h5_with_head` therefore keeps the
+class conv as a :class:`KerasClassHead` that reads the feature map (``forward_map``); features and
+logits come from one pass over the network.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KerasGraphNet", "LayerSpec", "load_keras_h5", "read_keras_config"]
+__all__ = ["KerasClassHead", "KerasGraphNet", "LayerSpec", "load_keras_h5", "load_keras_h5_with_head",
+           "read_keras_config"]
 
 _SUPPORTED = {
     "InputLayer", "Conv2D", "SeparableConv2D", "BatchNormalization", "Activation", "MaxPooling2D",
@@ -117,6 +123,39 @@ def _read_weights(h5: Any, layer: str) -> dict[str, np.ndarray]:
         key = wname.rsplit("/", 1)[-1].split(":", 1)[0]
         out[key] = np.asarray(group[wname], dtype=np.float32)
     return out
+
+
+def _run_layer(spec: LayerSpec, xs: list[torch.Tensor], layers: nn.ModuleDict) -> torch.Tensor:
+    """Evaluate one Keras layer on its inputs (NCHW), with the torch modules built for it in ``layers``."""
+    c, kind = spec.config, spec.kind
+    if kind in ("Conv2D", "SeparableConv2D"):
+        x = xs[0]
+        if c.get("padding", "valid") == "same":
+            x = _tf_same_pad(x, tuple(c["kernel_size"]), tuple(c["strides"]))
+        return _ACTIVATIONS[c.get("activation", "linear")](layers[spec.name](x))
+    if kind == "BatchNormalization":
+        return layers[spec.name](xs[0])
+    if kind == "Activation":
+        return _ACTIVATIONS[c["activation"]](xs[0])
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        k, s = tuple(c["pool_size"]), tuple(c.get("strides") or c["pool_size"])
+        x = xs[0]
+        if kind == "MaxPooling2D":
+            if c.get("padding", "valid") == "same":
+                x = _tf_same_pad(x, k, s, value=float("-inf"))
+            return F.max_pool2d(x, k, s)
+        if c.get("padding", "valid") == "same":  # TF excludes padding from the average
+            ones = _tf_same_pad(torch.ones_like(x[:, :1]), k, s)
+            return F.avg_pool2d(_tf_same_pad(x, k, s), k, s) / F.avg_pool2d(ones, k, s)
+        return F.avg_pool2d(x, k, s)
+    if kind == "Add":
+        out = xs[0]
+        for t in xs[1:]:
+            out = out + t
+        return out
+    if kind == "GlobalAveragePooling2D":
+        return xs[0].mean(dim=(2, 3))
+    raise AssertionError(kind)
 
 
 class KerasGraphNet(nn.Module):
@@ -218,35 +257,7 @@ class KerasGraphNet(nn.Module):
 
     # -------------------------------------------------------------- forward
     def _run_layer(self, spec: LayerSpec, xs: list[torch.Tensor]) -> torch.Tensor:
-        c, kind = spec.config, spec.kind
-        if kind in ("Conv2D", "SeparableConv2D"):
-            x = xs[0]
-            if c.get("padding", "valid") == "same":
-                x = _tf_same_pad(x, tuple(c["kernel_size"]), tuple(c["strides"]))
-            return _ACTIVATIONS[c.get("activation", "linear")](self.layers[spec.name](x))
-        if kind == "BatchNormalization":
-            return self.layers[spec.name](xs[0])
-        if kind == "Activation":
-            return _ACTIVATIONS[c["activation"]](xs[0])
-        if kind in ("MaxPooling2D", "AveragePooling2D"):
-            k, s = tuple(c["pool_size"]), tuple(c.get("strides") or c["pool_size"])
-            x = xs[0]
-            if kind == "MaxPooling2D":
-                if c.get("padding", "valid") == "same":
-                    x = _tf_same_pad(x, k, s, value=float("-inf"))
-                return F.max_pool2d(x, k, s)
-            if c.get("padding", "valid") == "same":  # TF excludes padding from the average
-                ones = _tf_same_pad(torch.ones_like(x[:, :1]), k, s)
-                return F.avg_pool2d(_tf_same_pad(x, k, s), k, s) / F.avg_pool2d(ones, k, s)
-            return F.avg_pool2d(x, k, s)
-        if kind == "Add":
-            out = xs[0]
-            for t in xs[1:]:
-                out = out + t
-            return out
-        if kind == "GlobalAveragePooling2D":
-            return xs[0].mean(dim=(2, 3))
-        raise AssertionError(kind)
+        return _run_layer(spec, xs, self.layers)
 
     def forward_to(self, x: torch.Tensor, name: str) -> torch.Tensor:
         """The output of layer ``name`` (NCHW for maps) for input ``x``: for checks against Keras/NumPy."""
@@ -256,13 +267,70 @@ class KerasGraphNet(nn.Module):
             vals[n] = self._run_layer(spec, [vals[i] for i in spec.inbound])
         return vals[name]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_output(self, x: torch.Tensor) -> torch.Tensor:
         vals = {self.input_name: x}
         for n in self.order:
             spec = self.specs[n]
             vals[n] = self._run_layer(spec, [vals[i] for i in spec.inbound])
-        out = vals[self.output_name]
+        return vals[self.output_name]
+
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate feature map ``(N, num_features, h, w)``: what the class conv reads (``include_top=False``)."""
+        if self.include_top:
+            raise RuntimeError("forward_map needs the headless net (include_top=False or split_head())")
+        return self._forward_output(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._forward_output(x)
         return out if self.include_top else out.mean(dim=(2, 3))
+
+    def split_head(self) -> KerasClassHead | None:
+        """Detach the classifier from a full (``include_top=True``) net: the net then returns pooled
+        features, and the returned head maps :meth:`forward_map`'s output to the class logits.
+
+        The head is everything between the feature map and the model's output (the 3x3 class conv and
+        the global pooling) except a final softmax, so ``softmax(head(map))`` is the Keras output.
+        Returns None (and leaves the net whole) when the output is not a softmax over classes.
+        """
+        if not self.include_top:
+            raise RuntimeError("split_head needs a net built with include_top=True")
+        path, name = [], self.output_name
+        while name != self.feature_name:
+            path.append(name)
+            (name,) = self.specs[name].inbound
+        path.reverse()
+        last = self.specs[path[-1]]
+        if not (last.kind == "Activation" and last.config.get("activation") == "softmax"):
+            return None
+        steps = [self.specs[n] for n in path[:-1]]
+        if not steps or steps[-1].kind != "GlobalAveragePooling2D":
+            return None  # logits must be (N, classes): the pooling has to come before the softmax
+        head = KerasClassHead(steps, {n: self.layers[n] for n in path[:-1] if n in self.layers})
+        for n in head.layers:
+            del self.layers[n]
+        self.include_top = False
+        self.output_name = self.feature_name
+        self.order = self._ancestors_in_order(list(self.specs.values()), self.output_name)
+        return head
+
+
+class KerasClassHead(nn.Module):
+    """The classifier of a Keras face model: the 3x3 "same" class conv and global pooling, no softmax.
+
+    ``forward(feature_map) -> logits (N, num_classes)``; the model's probabilities are ``softmax(logits)``.
+    """
+
+    def __init__(self, steps: list[LayerSpec], layers: dict[str, nn.Module]):
+        super().__init__()
+        self.steps = steps
+        self.layers = nn.ModuleDict(layers)
+        convs = [m for m in layers.values() if isinstance(m, nn.Conv2d)]
+        self.num_classes = convs[-1].out_channels if convs else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for spec in self.steps:
+            x = _run_layer(spec, [x], self.layers)
+        return x
 
 
 def load_keras_h5(path: str | Path, *, include_top: bool = True) -> KerasGraphNet:
@@ -276,3 +344,13 @@ def load_keras_h5(path: str | Path, *, include_top: bool = True) -> KerasGraphNe
                    ("Conv2D", "SeparableConv2D", "BatchNormalization")}
     net.build_modules(weights)
     return net.eval()
+
+
+def load_keras_h5_with_head(path: str | Path) -> tuple[KerasGraphNet, KerasClassHead | None]:
+    """The headless net (pooled features) and its class head (logits from the feature map), or None
+    for the head when the file's output is not a softmax classifier."""
+    net = load_keras_h5(path, include_top=True)
+    head = net.split_head()
+    if head is None:  # keep the features path identical to include_top=False
+        net = load_keras_h5(path, include_top=False)
+    return net, (head.eval() if head is not None else None)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -126,3 +132,141 @@ def check_source_probs(source_probs: object, n: int, score: str) -> np.ndarray:
             "each row of source_probs must sum to 1; pass softmax probabilities (apply softmax to logits first)."
         )
     return p / sums
+
+
+# ----------------------------------------------------------------------------- shared spectra
+#
+# LogME, H-score, shrinkage H-score and TransRate all reduce to the eigendecomposition of a feature
+# matrix's second moment. Two facts make them fast (benchmarks/bench_features.py, n = 1,000, d = 1,280):
+# (1) the nonzero spectrum of X^T X (d x d) equals that of X X^T (n x n), so decomposing the smaller
+# side is enough (the eigenvectors of one side map onto the other's), and (2) the default scorers run
+# one after another on the same feature matrix, so the decomposition is computed once and reused: a
+# one-entry memo per kind, keyed by a hash of the array's bytes (a changed array never hits).
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Eigendecomposition of ``X^T X / scale`` computed on its smaller side.
+
+    ``side == "features"`` (d <= n): ``vectors`` (d, d) are eigenvectors of ``X^T X / scale``.
+    ``side == "samples"`` (n < d): ``vectors`` (n, n) are eigenvectors of ``X X^T / scale``; they share the
+    nonzero eigenvalues, and ``v_i = X^T u_i / sqrt(scale * w_i)``. ``values`` ascending; ``trace`` and
+    ``frob2`` (``tr`` and squared Frobenius norm of ``X^T X / scale``) are computed directly from the
+    Gram matrix, not from the eigenvalues.
+    """
+
+    side: str
+    values: np.ndarray
+    vectors: np.ndarray
+    trace: float
+    frob2: float
+    scale: float
+
+
+_MEMO: dict[bool, tuple[bytes, Spectrum]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _digest(f: np.ndarray) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((f.shape, f.dtype.str)).encode())
+    h.update(memoryview(np.ascontiguousarray(f)).cast("B"))
+    return h.digest()
+
+
+def spectrum(f: np.ndarray, *, centred: bool) -> Spectrum:
+    """The :class:`Spectrum` of ``f`` (float64, (n, d)); ``centred=True`` decomposes the biased covariance
+    ``(f - mean)^T (f - mean) / n``, ``centred=False`` the raw ``f^T f``. Memoised on the array's bytes."""
+    key = _digest(f)
+    with _MEMO_LOCK:
+        hit = _MEMO.get(centred)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+    n, d = f.shape
+    x = f - f.mean(axis=0) if centred else f
+    scale = float(n) if centred else 1.0
+    with blas_threads():
+        if d <= n:
+            gram = x.T @ x / scale if centred else x.T @ x
+            side = "features"
+        else:
+            gram = x @ x.T / scale if centred else x @ x.T
+            side = "samples"
+        trace, frob2 = float(np.trace(gram)), float(np.sum(gram**2))
+        w, v = np.linalg.eigh(gram)
+    out = Spectrum(side, w, v, trace, frob2, scale)
+    with _MEMO_LOCK:
+        _MEMO[centred] = (key, out)
+    return out
+
+
+# ----------------------------------------------------------------------------- CPU threads
+#
+# On a machine whose other load leaves less than a free core per thread, the threads of OpenMP/OpenBLAS
+# that wait for each other get descheduled at every synchronisation point: measured on the shared 2-core
+# benchmark machine (load 2-9), a LogME took 25 s with 2 BLAS threads and 3 s with 1, and CNN forward
+# passes were 2-15x slower with 2 torch threads. zoo therefore sizes its thread pools to the free cores.
+
+
+_DECIDED: list[int | None] = []
+
+
+def cpu_threads() -> int | None:
+    """Threads for zoo's CPU number crunching (torch passes, BLAS in the scorers).
+
+    ``ZOO_NUM_THREADS`` when set; None (leave the libraries alone) when the user set ``OMP_NUM_THREADS``,
+    ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS``; else the cores this process may use minus the machine's
+    other load (1-minute load average, rounded), at least 1. Decided once per process, at the first call,
+    before zoo's own work adds to the load average.
+    """
+    if _DECIDED:
+        return _DECIDED[0]
+    env = os.environ.get("ZOO_NUM_THREADS", "").strip()
+    if env:
+        try:
+            value: int | None = max(1, int(env))
+        except ValueError:
+            raise UsageError(f"ZOO_NUM_THREADS must be a positive integer, got {env!r}") from None
+    elif any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
+        value = None
+    else:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+        try:
+            other = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            other = 0.0
+        value = max(1, int(cores - other + 0.5))  # a thread needs a whole free core
+    _DECIDED.append(value)
+    return value
+
+
+@contextlib.contextmanager
+def blas_threads() -> Iterator[None]:
+    """Limit BLAS/LAPACK threads to :func:`cpu_threads` for the block (no-op without threadpoolctl)."""
+    n = cpu_threads()
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it the libraries keep their own setting
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+def blas_limited(fn: Callable) -> Callable:
+    """Run the scorer ``fn`` under :func:`blas_threads` (its matrix products and eigendecompositions):
+    with 2 OpenBLAS threads on the busy 2-core machine one class's 400 x 400 eigvalsh took 1.7 s, with 1
+    thread 0.02 s."""
+
+    @functools.wraps(fn)
+    def limited(*args, **kwargs):
+        with blas_threads():
+            return fn(*args, **kwargs)
+
+    return limited

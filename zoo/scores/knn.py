@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.errors import UsageError
-from zoo.scores._base import check_classification, register_score
+from zoo.scores._base import blas_limited, check_classification, register_score
 
 # Similarity rows per batch are capped so a batch holds about this many float64 entries (~64 MiB).
 _BATCH_ENTRIES = 1 << 23
 
 
 @register_score("knn")
+@blas_limited
 def knn(
     features: np.ndarray,
     labels: np.ndarray,

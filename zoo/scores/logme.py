@@ -9,28 +9,32 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.errors import UsageError
-from zoo.scores._base import check_classification, check_features, register_score
+from zoo.scores._base import blas_limited, check_classification, check_features, register_score, spectrum
 
 _TINY = 1e-300
 
 
 def _evidence_per_target(
-    s: np.ndarray, vt_ft_y: np.ndarray, y: np.ndarray, f: np.ndarray, vt: np.ndarray, *, max_iter: int, tol: float
+    s: np.ndarray, uty: np.ndarray, sv: np.ndarray, res_out: float, n: int, d: int, *, max_iter: int, tol: float
 ) -> float:
     """Maximised log evidence / n for one target column ``y`` (paper's Algorithm 2, SVD form).
 
-    Model: ``y = f @ w + noise``, ``w ~ N(0, alpha^-1 I)``, ``noise ~ N(0, beta^-1)``. ``s`` are the
-    eigenvalues of ``f.T @ f`` on its row space (squared singular values), ``vt`` the matching right
-    singular vectors and ``vt_ft_y = vt @ f.T @ y``.
+    Model: ``y = f @ w + noise``, ``w ~ N(0, alpha^-1 I)``, ``noise ~ N(0, beta^-1)``. With the thin SVD
+    ``f = U diag(sv) Vt`` (kept components), ``s = sv**2`` are the eigenvalues of ``f.T @ f`` on its row
+    space, ``uty = U.T @ y`` and ``res_out = ||y - U U.T y||^2`` the part of ``y`` outside the column space.
+    The posterior mean is ``m = Vt.T @ m_coef`` with ``m_coef = beta / (alpha + beta s) * sv * uty``, so
+    ``f @ m = U (sv * m_coef)`` and the residual splits into two orthogonal parts:
+    ``||y - f m||^2 = res_out + ||uty - sv * m_coef||^2``. Every iteration is O(rank) instead of the
+    O(n d) product ``f @ m`` (which made LogME take seconds at n = 1,000, d = 1,280).
     """
-    n, d = f.shape
+    vt_ft_y = sv * uty  # Vt @ f.T @ y
     alpha, beta = 1.0, 1.0
     for _ in range(max_iter):
         shrink = beta / (alpha + beta * s)
         m_coef = shrink * vt_ft_y  # m = vt.T @ m_coef (m lies in the row space of f)
         gamma = float(np.sum(beta * s / (alpha + beta * s)))
         m2 = float(np.sum(m_coef**2))
-        res = float(np.sum((y - f @ (vt.T @ m_coef)) ** 2))
+        res = res_out + float(np.sum((uty - sv * m_coef) ** 2))
         new_alpha = gamma / max(m2, _TINY)
         new_beta = (n - gamma) / max(res, _TINY)
         done = abs(new_alpha / new_beta - alpha / beta) <= tol * (alpha / beta)
@@ -40,7 +44,7 @@ def _evidence_per_target(
     shrink = beta / (alpha + beta * s)
     m_coef = shrink * vt_ft_y
     m2 = float(np.sum(m_coef**2))
-    res = float(np.sum((y - f @ (vt.T @ m_coef)) ** 2))
+    res = res_out + float(np.sum((uty - sv * m_coef) ** 2))
     # log|alpha I + beta F^T F| over all d dims; the d - r null-space directions contribute log(alpha) each.
     logdet = float(np.sum(np.log(alpha + beta * s))) + (d - s.size) * np.log(alpha)
     evidence = (
@@ -58,19 +62,34 @@ def logme_evidences(features: np.ndarray, targets: np.ndarray, *, max_iter: int 
     """Per-target maximised log evidence divided by n; ``targets`` is (n, t) float."""
     f = np.asarray(features, dtype=np.float64)
     t = np.asarray(targets, dtype=np.float64)
-    _, sv, vt = np.linalg.svd(f, full_matrices=False)
-    keep = sv > sv.max(initial=0.0) * max(f.shape) * np.finfo(np.float64).eps
-    sv, vt = sv[keep], vt[keep]
-    if sv.size == 0:
+    n, d = f.shape
+    # The thin SVD from the eigendecomposition of the smaller Gram matrix (shared with a repeated call on
+    # the same features, zoo.scores._base.spectrum): 2-3x faster than np.linalg.svd at n = 1,000,
+    # d = 1,280. Eigenvalues below the Gram's rounding level are dropped: LogME does not depend on
+    # directions that small (they add log(alpha) to the log-determinant whether kept or not).
+    sp = spectrum(f, centred=False)
+    keep = sp.values > max(sp.values.max(initial=0.0), 0.0) * max(f.shape) * np.finfo(np.float64).eps * 10
+    s = sp.values[keep]
+    if s.size == 0:
         raise UsageError("features are all zero, so LogME is undefined; check the feature extractor's output.")
-    s = sv**2
-    proj = vt @ (f.T @ t)  # (r, t)
-    return np.array(
-        [_evidence_per_target(s, proj[:, j], t[:, j], f, vt, max_iter=max_iter, tol=tol) for j in range(t.shape[1])]
-    )
+    sv = np.sqrt(s)
+    if sp.side == "samples":  # eigenvectors of f f^T are the left singular vectors U
+        u = sp.vectors[:, keep]
+        uty = u.T @ t  # (r, t)
+        # The residual outside the column space, computed directly (not as ||y||^2 - ||U.T y||^2, which
+        # cancels catastrophically when y lies almost in the column space, as it does when n <= d).
+        res_out = np.sum((t - u @ uty) ** 2, axis=0)
+    else:  # eigenvectors of f^T f are V: U.T y = V.T f.T y / sv; here n >= d, so y is far from the span
+        uty = (sp.vectors[:, keep].T @ (f.T @ t)) / sv[:, None]
+        res_out = np.maximum(np.sum(t**2, axis=0) - np.sum(uty**2, axis=0), 0.0)
+    return np.array([
+        _evidence_per_target(s, uty[:, j], sv, float(res_out[j]), n, d, max_iter=max_iter, tol=tol)
+        for j in range(t.shape[1])
+    ])
 
 
 @register_score("logme")
+@blas_limited
 def logme(
     features: np.ndarray,
     labels: np.ndarray,

@@ -1,0 +1,406 @@
+"""Ranking quality against ground truth: does zoo pick the backbone that transfers best, and how cheaply?
+
+    python benchmarks/bench_ranking.py                   # every task with ground truth
+    python benchmarks/bench_ranking.py --tasks mnist5k mr --no-probe
+    python benchmarks/bench_ranking.py --json /tmp/ranking.json
+
+For every task with ground truth in ``benchmarks/ground_truth/`` (accuracy of each offline-zoo model after
+fine-tuning / linear probing, mean over seeds; see ground_truth.py), the benchmark hands zoo what a user
+would: the task description (``tasks/ranking_tasks.yaml``) and a labelled sample of the task's training split
+(seed 0, ``sample_per_class`` per class, written as an image folder / CSV file under the cache dir), and
+ranks the models that have ground truth with ``zoo.recommend(description, data=..., candidates=...)``.
+From that one call it reads every arm, so all of them see the same features:
+
+- each single scorer (raw score), the priors alone (ImageNet top-1 percentile with the documented
+  missing-value rule, parameter count, popularity), random (mean over 200 permutations);
+- zoo from the description alone (its description-and-prior score), zoo with data (the shipped fusion), the
+  fusion with its weight and scorer set fitted leave-one-task-out (never on the task scored), and
+  zoo + probe of the top 3 (a 5-fold linear probe on the sample's cached features re-orders the top 3; the
+  probe is in the same estimator family as the text tasks' linear-probe ground truth, so it is not an
+  independent check there).
+
+Metrics per task: weighted Kendall tau (``scipy.stats.weightedtau(scores, accuracies)[0]``) and top-1 regret
+(best accuracy minus the accuracy of the top-ranked model, in points). A task whose models all reach the same
+accuracy within ``SATURATION`` is reported but left out of the averages. Paired bootstrap over tasks
+(10,000 resamples) says how sure "zoo with data beats X" is. Cost: seconds zoo spent (feature extraction as
+recorded when the features were computed + scoring) against the seconds the ground truth spent fine-tuning
+every candidate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks import datasets as bds  # noqa: E402
+
+GT_DIR = ROOT / "benchmarks" / "ground_truth"
+TASKS_FILE = ROOT / "benchmarks" / "tasks" / "ranking_tasks.yaml"
+SATURATION = 0.005  # max - min accuracy below this: every model saturates, left out of the averages
+LABEL_SCORERS = ("logme", "hscore", "shrinkage_hscore", "transrate", "knn")
+SOURCE_SCORERS = ("leep", "nce")  # need a source head: used where zoo can extract its probabilities
+# The fusion grid searched leave-one-task-out (small on purpose: few tasks).
+WEIGHT_GRID = tuple(round(x, 2) for x in np.linspace(0, 1, 11))
+SCORER_SETS = (("logme",), ("knn",), ("logme", "knn"), ("logme", "knn", "shrinkage_hscore"), LABEL_SCORERS)
+BOOTSTRAP = 10_000
+
+
+# ----------------------------------------------------------------------------------- inputs
+
+
+def ground_truth(task: str) -> dict[str, float] | None:
+    path = GT_DIR / f"{task}.json"
+    if not path.is_file():
+        return None
+    res = json.loads(path.read_text())["results"]
+    out = {m: float(np.mean([e["accuracy"] for e in seeds.values()])) for m, seeds in res.items() if seeds}
+    return out or None
+
+
+def gt_seconds(task: str) -> float:
+    res = json.loads((GT_DIR / f"{task}.json").read_text())["results"]
+    return float(sum(np.mean([e["seconds"] for e in seeds.values()]) for seeds in res.values() if seeds))
+
+
+def noise_ceiling(task: str) -> float | None:
+    from scipy.stats import weightedtau
+
+    res = json.loads((GT_DIR / f"{task}.json").read_text())["results"]
+    complete = [m for m in res if {"0", "1"} <= set(res[m])]
+    if len(complete) < 3:
+        return None
+    return float(weightedtau([res[m]["0"]["accuracy"] for m in complete],
+                             [res[m]["1"]["accuracy"] for m in complete])[0])
+
+
+def train_size_of(task: str) -> int | None:
+    """The input-size cap the image ground truth was fine-tuned at (None for text)."""
+    recipe = json.loads((GT_DIR / f"{task}.json").read_text())["protocol"]["recipe"]
+    return recipe.get("input_size_cap")
+
+
+def task_descriptions() -> dict[str, dict[str, Any]]:
+    import yaml
+
+    return yaml.safe_load(TASKS_FILE.read_text(encoding="utf-8"))["tasks"]
+
+
+def materialise(task: str, per_class: int, root: Path) -> Path:
+    """The user's sample: seed-0 training split, ``per_class`` per class, as files zoo reads."""
+    trx, try_, _, _ = bds.load(task, 0)
+    rng = np.random.default_rng([0, per_class, *task.encode()])
+    idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(try_ == c))[:per_class] for c in np.unique(try_)]))
+    if bds.modality(task) == "image":
+        from PIL import Image
+
+        out = root / f"{task}-{per_class}"
+        if not (out / ".done").exists():
+            for i in idx:
+                d = out / f"class_{int(try_[i]):02d}"
+                d.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.asarray(trx[i], dtype=np.uint8)).save(d / f"{int(i):05d}.png")
+            (out / ".done").touch()
+        return out
+    out = root / f"{task}-{per_class}.csv"
+    root.mkdir(parents=True, exist_ok=True)
+    if not out.exists():
+        tmp = out.with_suffix(".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "label"])
+            for i in idx:
+                w.writerow([trx[i], f"class_{int(try_[i])}"])
+        tmp.replace(out)
+    return out
+
+
+# ----------------------------------------------------------------------------------- metrics
+
+
+def wtau(scores: list[float], acc: list[float]) -> float:
+    from scipy.stats import weightedtau
+
+    s = np.asarray(scores, dtype=float)
+    if np.ptp(s) == 0:
+        return 0.0  # a ranking that cannot tell the models apart: as good as random on average
+    return float(weightedtau(s, np.asarray(acc, dtype=float))[0])
+
+
+def regret(scores: list[float], acc: list[float]) -> float:
+    """Points lost by taking the top-scored model (ties: the mean over the tied models)."""
+    s, a = np.asarray(scores, dtype=float), np.asarray(acc, dtype=float)
+    top = np.flatnonzero(s == s.max())
+    return float(100 * (a.max() - a[top].mean()))
+
+
+def random_baseline(acc: list[float], n: int = 200) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    taus, regs = [], []
+    for _ in range(n):
+        s = rng.permutation(len(acc)).astype(float)
+        taus.append(wtau(list(s), acc))
+        regs.append(regret(list(s), acc))
+    return float(np.mean(taus)), float(np.mean(regs))
+
+
+# ----------------------------------------------------------------------------------- one task
+
+
+def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int) -> dict[str, Any] | None:
+    import zoo
+    from zoo.features import cache_info
+
+    gt = ground_truth(task) or {}
+    from zoo.sources.manifest import iter_records
+
+    # Every offline-zoo model of the task's modality is a candidate (what a user of this machine gets);
+    # the metrics use those with ground truth.
+    models = sorted(r.id for r in iter_records(ROOT / "zoo" / "manifests" / "offline.yaml")
+                    if r.modality == bds.modality(task))
+    data = materialise(task, int(desc["sample_per_class"]), sample_root)
+    names = list(LABEL_SCORERS)
+    # Score at the input size the ground truth fine-tuned at (a user passes --train-size for that).
+    train_size = train_size_of(task)
+    t0 = time.perf_counter()
+    rec = zoo.recommend(desc["text"], data=data, candidates=models, scores=names, top_k=len(models),
+                        max_samples=int(desc["sample_per_class"]), group=False, train_size=train_size)
+    wall = time.perf_counter() - t0
+    native = None
+    if train_size:
+        native = zoo.recommend(desc["text"], data=data, candidates=models, scores=names, top_k=len(models),
+                               max_samples=int(desc["sample_per_class"]), group=False)
+    cands = {c.id: c for c in rec.candidates}
+    missing = [m for m in models if m not in cands]
+    if missing:
+        print(f"{task}: not scored {missing}: {rec.not_scored}", flush=True)
+    models = [m for m in models if m in cands]
+    if sum(m in gt for m in models) < 3:
+        print(f"{task}: ground truth for under 3 scored models; features cached, task skipped", flush=True)
+        return None
+    # zoo's cost: extraction seconds as recorded when each feature file was made, plus scoring.
+    made = {e.get("model_id"): float(e.get("seconds") or 0.0) for e in cache_info()
+            if e.get("data_hash") == rec.data["content_hash"]}
+    zoo_seconds = sum((cands[m].data_seconds or 0.0) + (made.get(m, 0.0) if cands[m].data_cached else 0.0)
+                      for m in models)
+    all_models, models = models, [m for m in models if m in gt]
+    records = {m: cands[m].record for m in all_models}
+    arms: dict[str, dict[str, float]] = {}
+    for name in names:
+        arms[name] = {m: cands[m].data_scores.get(name, math.nan) for m in models}
+    arms["prior: ImageNet top-1"] = {m: cands[m].components["quality"] for m in models}
+    arms["prior: parameters"] = {m: float(np.log(records[m].params or 1)) for m in models}
+    arms["prior: popularity"] = {m: cands[m].components["popularity"] for m in models}
+    arms["zoo: description only"] = {m: cands[m].components["description"] for m in models}
+    arms["zoo: with data"] = {m: cands[m].score for m in models}
+    if native is not None:
+        nat = {c.id: c for c in native.candidates}
+        arms["zoo: with data, native input size"] = {m: nat[m].score for m in models}
+        for name in ("logme", "knn"):
+            arms[f"{name}, native input size"] = {m: nat[m].data_scores.get(name, math.nan) for m in models}
+    out = {"task": task, "modality": bds.modality(task), "models": models, "accuracy": {m: gt[m] for m in models},
+           "arms": arms, "ceiling": noise_ceiling(task), "zoo_seconds": zoo_seconds, "recommend_wall": wall,
+           "finetune_seconds": gt_seconds(task), "n_sample": rec.data["n"],
+           "description": {m: cands[m].components["description"] for m in all_models},
+           "raw_scores": {m: cands[m].data_scores for m in all_models}}
+    out["candidates"] = all_models
+    if probe_top:
+        out["arms"]["zoo: with data + probe top 3"], out["probe"] = probe_rerank(
+            rec, models, arms["zoo: with data"], probe_top)
+    return out
+
+
+def probe_rerank(rec: Any, models: list[str], fused: dict[str, float], k: int) -> tuple[dict[str, float], dict]:
+    """Re-order the top k of the fused ranking by probe accuracy on the sample; the rest keep their order."""
+    from zoo.data import load_sample
+    from zoo.features import extract
+
+    order = sorted(models, key=lambda m: -fused[m])
+    top = order[:k]
+    sample = load_sample(rec.data["source"], max_samples_per_class=rec.data["max_samples_per_class"])
+    cands = {c.id: c for c in rec.candidates}
+    accs, secs = {}, {}
+    for m in top:
+        feats = extract(cands[m].record, sample)
+        t = time.perf_counter()
+        accs[m] = _probe_accuracy(feats.features, sample.labels)
+        secs[m] = time.perf_counter() - t
+    ranked = sorted(top, key=lambda m: -accs[m]) + order[k:]
+    n = len(ranked)
+    return {m: float(n - i) for i, m in enumerate(ranked)}, {"accuracy": accs, "seconds": secs}
+
+
+def _probe_accuracy(x: np.ndarray, y: np.ndarray) -> float:
+    try:
+        from zoo.probe import probe_features
+    except ImportError:
+        probe_features = None
+    if probe_features is not None:
+        return float(probe_features(x, y, folds=5, seed=0).accuracy)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    return float(cross_val_score(pipe, x, y, cv=StratifiedKFold(5, shuffle=True, random_state=0)).mean())
+
+
+# ----------------------------------------------------------------------------------- fusion, LOTO
+
+
+def fused(result: dict[str, Any], weight: float, scorer_set: tuple[str, ...]) -> dict[str, float]:
+    from zoo import fusion
+
+    models = result.get("candidates", result["models"])  # fused over every candidate, as zoo does
+    data = fusion.data_component({m: result["raw_scores"][m] for m in models}, scorer_set)
+    return fusion.fuse_scores(result["description"], data, weight)
+
+
+def evaluate(result: dict[str, Any], scores: dict[str, float]) -> tuple[float, float]:
+    ms = result["models"]
+    acc = [result["accuracy"][m] for m in ms]
+    s = [scores[m] for m in ms]
+    return wtau(s, acc), regret(s, acc)
+
+
+def fit(train: list[dict[str, Any]]) -> tuple[float, tuple[str, ...]]:
+    """The (weight, scorer set) with the best mean weighted tau on ``train`` (ties: lower regret, then the
+    smaller weight on data, then the smaller set)."""
+    best = None
+    for w, ss in product(WEIGHT_GRID, SCORER_SETS):
+        taus, regs = zip(*(evaluate(r, fused(r, w, ss)) for r in train), strict=True)
+        key = (-float(np.mean(taus)), float(np.mean(regs)), w, len(ss))
+        if best is None or key < best[0]:
+            best = (key, w, ss)
+    assert best is not None
+    return best[1], best[2]
+
+
+def add_loto(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    counted = [r for r in results if not r["saturated"]]
+    for r in results:
+        train = [o for o in counted if o["task"] != r["task"]]
+        if not train:
+            continue
+        w, ss = fit(train)
+        r["arms"]["zoo: fusion fitted leave-one-task-out"] = fused(r, w, ss)
+        r["loto_fit"] = {"weight": w, "scorers": list(ss)}
+    return results
+
+
+def bootstrap(diffs: np.ndarray) -> tuple[float, float, float]:
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(diffs), size=(BOOTSTRAP, len(diffs)))
+    means = diffs[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)), float((means > 0).mean())
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def report(results: list[dict[str, Any]]) -> dict[str, Any]:
+    arms = list(dict.fromkeys(a for r in results for a in r["arms"]))
+    table: dict[str, dict[str, tuple[float, float]]] = {}
+    for r in results:
+        acc = [r["accuracy"][m] for m in r["models"]]
+        table[r["task"]] = {a: evaluate(r, r["arms"][a]) for a in arms if a in r["arms"]}
+        table[r["task"]]["random (mean of 200)"] = random_baseline(acc)
+    arms.append("random (mean of 200)")
+    counted = [r["task"] for r in results if not r["saturated"]]
+    print("\nWeighted Kendall tau (higher is better) / top-1 regret in points (lower is better)")
+    head = f"{'arm':<42}" + "".join(f"{t[:13]:>16}" for t in table) + f"{'mean*':>16}"
+    print(head)
+    summary: dict[str, Any] = {"arms": {}, "counted_tasks": counted}
+    for a in arms:
+        cells, taus, regs = [], [], []
+        for t, row in table.items():
+            if a not in row:
+                cells.append(f"{'-':>16}")
+                continue
+            tau, reg = row[a]
+            cells.append(f"{tau:>8.2f} /{reg:>5.1f}")
+            if t in counted:
+                taus.append(tau)
+                regs.append(reg)
+        mt, mr = (float(np.mean(taus)), float(np.mean(regs))) if taus else (math.nan, math.nan)
+        summary["arms"][a] = {"tau": mt, "regret": mr}
+        print(f"{a:<42}" + "".join(cells) + f"{mt:>8.2f} /{mr:>5.1f}")
+    print("\n" + f"{'noise ceiling (seed tau)':<42}" + "".join(
+        f"{(r['ceiling'] if r['ceiling'] is not None else math.nan):>16.2f}" for r in results))
+    print(f"{'saturated (left out of means)':<42}" + "".join(f"{str(r['saturated']):>16}" for r in results))
+    print(f"{'zoo seconds / fine-tune-all seconds':<42}" + "".join(
+        f"{r['zoo_seconds']:>7.0f}/{r['finetune_seconds']:<8.0f}" for r in results))
+    print(f"{'cost ratio (zoo / fine-tune all)':<42}" + "".join(
+        f"{r['zoo_seconds'] / max(r['finetune_seconds'], 1e-9):>16.3f}" for r in results))
+    print("* mean over the non-saturated tasks: " + ", ".join(counted))
+    main = "zoo: with data"
+    print(f"\nPaired bootstrap over the {len(counted)} counted tasks ({BOOTSTRAP} resamples): "
+          f"'{main}' minus each arm, mean weighted tau difference [95% CI], P(diff > 0); regret difference")
+    summary["bootstrap"] = {}
+    for a in arms:
+        if a == main or not counted or any(a not in table[t] for t in counted):
+            continue
+        d_tau = np.array([table[t][main][0] - table[t][a][0] for t in counted])
+        d_reg = np.array([table[t][main][1] - table[t][a][1] for t in counted])
+        lo, hi, p = bootstrap(d_tau)
+        summary["bootstrap"][a] = {"tau_diff": float(d_tau.mean()), "ci": [lo, hi], "p_better": p,
+                                   "regret_diff": float(d_reg.mean())}
+        print(f"  vs {a:<40} {d_tau.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]  P={p:.2f}  regret {d_reg.mean():+.2f}")
+    summary["table"] = {t: {a: {"tau": v[0], "regret": v[1]} for a, v in row.items()} for t, row in table.items()}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", nargs="+", choices=bds.TASKS)
+    ap.add_argument("--no-probe", action="store_true", help="skip the probe-the-top-3 arm")
+    ap.add_argument("--samples", type=Path, default=None,
+                    help="where the task samples are written (default: <zoo cache dir>/bench_samples)")
+    ap.add_argument("--json", type=Path, help="write every number here")
+    args = ap.parse_args(argv)
+    from zoo.embed import cache_dir
+
+    descs = task_descriptions()
+    sample_root = args.samples or cache_dir() / "bench_samples"
+    results = []
+    for task in args.tasks or list(bds.TASKS):
+        t = time.perf_counter()
+        r = run_task(task, descs[task], sample_root, 0 if args.no_probe else 3)
+        if r is None:
+            continue
+        acc = list(r["accuracy"].values())
+        r["saturated"] = bool(max(acc) - min(acc) < SATURATION)
+        results.append(r)
+        print(f"{task}: {len(r['models'])} models, sample {r['n_sample']}, zoo {r['zoo_seconds']:.1f} s "
+              f"(this run {time.perf_counter() - t:.1f} s)", flush=True)
+    add_loto(results)
+    summary = report(results)
+    fits = {r["task"]: r.get("loto_fit") for r in results}
+    counted = [r for r in results if not r["saturated"]]
+    if counted:
+        w, ss = fit(counted)
+        summary["fit_on_all"] = {"weight": w, "scorers": list(ss)}
+        print(f"\nFusion fitted on all counted tasks: data weight {w}, scorers {', '.join(ss)}; "
+              f"leave-one-task-out fits: {fits}")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "summary": summary}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""The data-aware half of ``recommend(task, data=...)``: pick which candidates to score, score them
+on the user's sample (cached features, :mod:`zoo.scoring`) and fuse (:mod:`zoo.fusion`).
+
+Which candidates: with ``candidates=`` every one of them (of the data's modality); otherwise the best
+``score_top`` description-and-prior candidates whose weights are on this machine, one per group of
+near-duplicates. Stronger candidates that had to be passed over because their weights are absent
+are reported in ``Recommendation.not_scored`` with the reason, so a user can fetch them and rerun.
+Only scored candidates are ranked: a model nobody measured is not placed above or below one that was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError
+
+# The data decides the modality; these sample kinds map onto registry modalities.
+_SAMPLE_MODALITY = {"image": "image", "text": "text"}
+
+
+def load_checked_sample(data: str | Path, scores: Sequence[str] | None, *, modality: str | None, max_samples: int,
+                        text_column: str, label_column: str) -> tuple[Any, str | None]:
+    """The sample, checked for the scorers, and the task modality it implies."""
+    from zoo import scores as scorers
+    from zoo.data import load_sample
+    from zoo.scoring import DEFAULT_SCORES, check_scorable
+
+    names = list(scores or DEFAULT_SCORES)
+    for n in names:
+        scorers.get_score(n)  # an unknown scorer fails before any data is read
+    sample = load_sample(data, text_column=text_column, label_column=label_column, max_samples_per_class=max_samples)
+    if sample.task != "unlabelled":  # unlabelled data ranks by the label-free domain-shift signal instead
+        check_scorable(sample, names)
+    implied = _SAMPLE_MODALITY.get(sample.modality)
+    if modality is not None and implied is not None and modality != implied:
+        raise UsageError(f"--modality {modality} but {data} holds {sample.modality} data; drop --modality or "
+                         "give data of that modality.")
+    return sample, modality or implied
+
+
+def data_summary(sample: Any) -> dict[str, Any]:
+    from zoo.data import describe
+
+    reasons: dict[str, int] = {}
+    for _, why in sample.skipped:
+        reasons[why] = reasons.get(why, 0) + 1
+    return {"source": sample.source, "content_hash": sample.content_hash, "modality": sample.modality,
+            "task": sample.task, "n": len(sample), "classes": list(sample.classes),
+            "class_counts": sample.class_counts(), "available": dict(sample.available),
+            "max_samples_per_class": sample.max_samples_per_class, "skipped": len(sample.skipped),
+            "skipped_reasons": reasons, "skipped_examples": [list(s) for s in sample.skipped[:5]],
+            "description": describe(sample)}
+
+
+def at_train_size(record: Any, train_size: int | None) -> Any:
+    """The record with its image input size capped at ``train_size`` (the features' cache key follows)."""
+    import dataclasses
+
+    if not train_size or record.modality != "image" or not record.input_size:
+        return record
+    c, h, w = (int(v) for v in record.input_size)
+    if max(h, w) <= train_size:
+        return record
+    return dataclasses.replace(record, input_size=[c, min(h, train_size), min(w, train_size)])
+
+
+def select(scored: Sequence[Any], *, explicit: bool, group: bool, score_top: int) -> tuple[list[Any], dict[str, str]]:
+    """Candidates to score and the stronger ones passed over (id -> why)."""
+    from zoo.recommender import group_key
+    from zoo.weights import is_available
+
+    if explicit:
+        return list(scored), {}
+    chosen: list[Any] = []
+    passed: dict[str, str] = {}
+    groups: set[str] = set()
+    for cand in scored:
+        key = group_key(cand.record) if group else cand.id
+        if key in groups:
+            continue
+        if not is_available(cand.record.weights):
+            if len(passed) < score_top:
+                where = cand.record.weights or "no weight location in the registry"
+                passed[cand.id] = f"weights not on this machine ({where}); download them and rerun to score it"
+            continue
+        groups.add(key)
+        chosen.append(cand)
+        if len(chosen) >= score_top:
+            break
+    return chosen, passed
+
+
+def rank_with_data(
+    scored: Sequence[Any],
+    sample: Any,
+    *,
+    explicit: bool,
+    group: bool,
+    scores: Sequence[str] | None,
+    score_top: int,
+    device: str,
+    data_weight: float | None,
+    fused_scores: Sequence[str] | None,
+    progress: bool,
+    on_plan: Callable[[list[Any]], None] | None,
+    train_size: int | None = None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """Re-rank the description-ranked ``scored`` candidates with data scores; returns the candidates and
+    the extra ``Recommendation`` fields. ``train_size`` caps image models' input size for the scoring:
+    features at the resolution the user will fine-tune at, not the model's native one."""
+    from zoo import fusion
+    from zoo.scoring import DEFAULT_SCORES, score_sample
+
+    if score_top < 1:
+        raise UsageError("score_top must be at least 1.")
+    names = list(scores or DEFAULT_SCORES)
+    chosen, not_scored = select(scored, explicit=explicit, group=group, score_top=score_top)
+    if sample.task == "unlabelled":
+        return _rank_by_shift(chosen, not_scored, sample, device=device, progress=progress)
+    report = score_sample(sample, [at_train_size(c.record, train_size) for c in chosen], names, device=device,
+                          on_plan=on_plan, progress_bars=progress)
+    by_id = {m.id: m for m in report.models}
+    measured = []
+    for cand in chosen:
+        m = by_id[cand.id]
+        if m.error:
+            not_scored[cand.id] = m.error
+            continue
+        cand.data_scores = dict(m.scores)
+        cand.data_seconds = m.extract_seconds + sum(m.score_seconds.values())
+        cand.data_cached = m.cached
+        measured.append(cand)
+    for plan in report.plan:
+        if plan.warnings and plan.id in {c.id for c in measured}:
+            next(c for c in measured if c.id == plan.id).data_warnings = list(plan.warnings)
+    fused_names = [n for n in (fused_scores or fusion.FUSED_SCORES) if n in names] or names
+    weight = fusion.DATA_WEIGHT if data_weight is None else float(data_weight)
+    data_comp = fusion.data_component({c.id: c.data_scores for c in measured}, fused_names)
+    final = fusion.fuse_scores({c.id: c.score for c in measured}, data_comp, weight)
+    for cand in measured:
+        cand.components = {**cand.components, "description": cand.score, "data": data_comp[cand.id]}
+        cand.score = final[cand.id]
+    measured.sort(key=lambda c: (-c.score, c.id))
+    extra = {"data": data_summary(sample), "scores": names, "not_scored": not_scored,
+             "fusion": {"description": 1 - weight, "data": weight, "fused_scores": fused_names,
+                        "train_size": train_size}}
+    return measured, extra
+
+
+# Unlabelled data: the weight of the shift signal against the description. Not fitted: the ranking benchmark
+# has no label-free ground truth, so this is a deliberately modest prior (the description still leads).
+SHIFT_WEIGHT = 0.3
+
+
+def _rank_by_shift(chosen: list[Any], not_scored: dict[str, str], sample: Any, *, device: str,
+                   progress: bool) -> tuple[list[Any], dict[str, Any]]:
+    """Without labels, the data says only how far it is from each model's pretraining data (zoo.shift)."""
+    from zoo import fusion
+    from zoo.errors import ZooError
+    from zoo.shift import domain_shift
+
+    measured, closeness = [], {}
+    for i, cand in enumerate(chosen, 1):
+        if progress:
+            import click
+
+            click.echo(f"[{i}/{len(chosen)}] domain shift of {cand.id} …", err=True)
+        try:
+            res = domain_shift(cand.record, sample, device=device)
+        except ZooError as e:
+            not_scored[cand.id] = str(e)
+            continue
+        cand.data_scores = {"shift": res.value} if res.value is not None else {}
+        cand.data_seconds, cand.data_cached = res.seconds, res.cached
+        if res.value is None:
+            cand.data_warnings = [f"no domain-shift measure: {res.reason}"]
+        closeness[cand.id] = 0.5 if res.value is None else 1.0 - res.value
+        measured.append(cand)
+    final = fusion.fuse_scores({c.id: c.score for c in measured}, closeness, SHIFT_WEIGHT)
+    for cand in measured:
+        cand.components = {**cand.components, "description": cand.score, "data": closeness[cand.id]}
+        cand.score = final[cand.id]
+    measured.sort(key=lambda c: (-c.score, c.id))
+    return measured, {"data": data_summary(sample), "scores": ["shift"], "not_scored": not_scored,
+                      "fusion": {"description": 1 - SHIFT_WEIGHT, "data": SHIFT_WEIGHT, "fused_scores": ["shift"],
+                                 "note": "unlabelled data: data = 1 - domain shift (zoo.shift); weight not fitted"}}
+
+
+def probe_top(rec: Any, k: int, *, max_samples: int, text_column: str, label_column: str, device: str,
+              db: str | Path | None, progress: Callable[[str], None] | None = None) -> None:
+    """Linear-probe the top ``k`` scored candidates on the same sample (their features are cached), then
+    re-order those ``k`` by probe accuracy; the rest keep their places. Fills ``Candidate.probe`` and
+    ``Recommendation.probe_summary``."""
+    from zoo.probe import probe
+
+    if rec.data is None:
+        raise UsageError("--probe-top needs --data: the probe trains on your labelled sample.")
+    top = rec.candidates[:k]
+    if not top:
+        return
+    report = probe(rec.data["source"], [c.id for c in top], max_samples=max_samples, text_column=text_column,
+                   label_column=label_column, device=device, db=db, scores={c.id: c.score for c in top},
+                   progress=progress)
+    results = {r.model_id: r for r in report.results}
+    for c in top:
+        c.probe = results.get(c.id)
+    probed = [c for c in top if c.probe is not None]
+    unprobed = [c for c in top if c.probe is None]
+    probed.sort(key=lambda c: (-c.probe.accuracy, -c.score, c.id))
+    rec.candidates[:k] = probed + unprobed
+    for i, c in enumerate(rec.candidates, 1):
+        c.rank = i
+    rec.probe_top = k
+    agreement = report.score_agreement
+    rec.probe_summary = {
+        "best": report.best, "tied_with_best": list(report.tied_with_best), "practical_pick": report.practical_pick,
+        "practical_reason": report.practical_reason, "failed": dict(report.failed), "settings": report.settings,
+        "agreement_spearman": agreement.spearman if agreement else None,
+        "agreement_kendall": agreement.kendall if agreement else None, "seconds": report.seconds,
+        "notes": list(report.notes),
+    }

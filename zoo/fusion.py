@@ -1,0 +1,71 @@
+"""How the data scores and the description score become one ranking (pure NumPy, no I/O).
+
+Transferability scores live on incomparable scales (LogME is an evidence per sample, kNN an accuracy,
+H-score a trace), and their scale changes from one dataset to the next. So every scorer is first
+**standardised across the candidates of one ranking** (a z-score; a scorer that does not separate the
+candidates contributes zeros), the chosen scorers are averaged, and the average is mapped to [0, 1]
+by min-max over the candidates: that is the ``data`` component. The final score is
+
+    score = (1 - DATA_WEIGHT) * description + DATA_WEIGHT * data
+
+where ``description`` is the task-description-and-priors score of :mod:`zoo.recommender`, min-max
+scaled over the same candidates. ``FUSED_SCORES`` and ``DATA_WEIGHT`` were chosen on the ranking
+benchmark (``benchmarks/bench_ranking.py``; fitted leave-one-task-out there, the shipped values are
+the fit on all its tasks); BENCHMARKS.md says what they were fitted on and how they did.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+# The scorers averaged into the data component, and its weight against the description score.
+FUSED_SCORES: tuple[str, ...] = ("logme", "knn", "shrinkage_hscore")
+DATA_WEIGHT = 0.7
+
+
+def standardise(values: Sequence[float]) -> np.ndarray:
+    """z-scores over the candidates; NaN/inf (a scorer that failed for one model) count as the mean."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    out = np.zeros(len(v))
+    if ok.sum() < 2:
+        return out
+    mu, sd = v[ok].mean(), v[ok].std()
+    if sd <= 1e-12 * max(1.0, abs(mu)):
+        return out
+    out[ok] = (v[ok] - mu) / sd
+    return out
+
+
+def minmax(values: Sequence[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return v
+    lo, hi = float(np.min(v)), float(np.max(v))
+    if hi - lo <= 1e-12:
+        return np.full(len(v), 0.5)
+    return (v - lo) / (hi - lo)
+
+
+def data_component(per_model: Mapping[str, Mapping[str, float]],
+                   scorers: Sequence[str] = FUSED_SCORES) -> dict[str, float]:
+    """``{model: value in [0, 1]}`` from ``{model: {scorer: raw score}}``; scorers absent everywhere are ignored."""
+    ids = list(per_model)
+    if not ids:
+        return {}
+    used = [s for s in scorers if any(s in per_model[m] for m in ids)]
+    if not used:
+        return dict.fromkeys(ids, 0.5)
+    z = np.mean([standardise([per_model[m].get(s, math.nan) for m in ids]) for s in used], axis=0)
+    return dict(zip(ids, (float(x) for x in minmax(z)), strict=True))
+
+
+def fuse_scores(description: Mapping[str, float], data: Mapping[str, float],
+                weight: float = DATA_WEIGHT) -> dict[str, float]:
+    """The final score of every model in ``data`` (models without data scores are not fused)."""
+    ids = list(data)
+    desc = minmax([description[m] for m in ids])
+    return {m: float((1 - weight) * d + weight * data[m]) for m, d in zip(ids, desc, strict=True)}
