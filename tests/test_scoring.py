@@ -112,3 +112,15 @@ def test_estimate_uses_the_measured_speed(digits_folder, tmp_path):
     assert not plan.cached
     assert plan.estimate_seconds == pytest.approx(len(other) * entry["seconds"] / entry["n"])
     assert rep.models[0].n == entry["n"]
+
+
+def test_leep_and_nce_use_the_source_head_and_skip_without_one(digits_folder, tmp_path):
+    rep = score(digits_folder, ["local:cifar_resnet20.c10"], scores=["leep", "nce", "knn"])
+    m = rep.models[0]
+    assert m.error is None and set(m.scores) == {"leep", "nce", "knn"}
+    assert m.scores["leep"] < 0 and np.isfinite(m.scores["nce"])  # log-likelihoods
+    rows = ["text,label"] + [f"great fun film {i},pos" for i in range(6)] + [f"dull boring mess {i},neg" for i in range(6)]
+    csv = tmp_path / "r.csv"
+    csv.write_text("\n".join(rows))
+    text = score(csv, ["local:glove-6b-50d.avg"], scores=["leep", "knn"]).models[0]
+    assert set(text.scores) == {"knn"} and "leep" in text.skipped

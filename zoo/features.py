@@ -68,8 +68,8 @@ from zoo.embed import cache_dir
 from zoo.errors import UsageError
 from zoo.record import ModelRecord
 
-__all__ = ["FEATURES_VERSION", "Features", "cache_info", "clear_cache", "extract", "extract_source_probs",
-           "extraction_threads", "feature_key", "features_dir"]
+__all__ = ["FEATURES_VERSION", "Features", "cache_info", "clear_cache", "cpu_inference", "extract",
+           "extract_source_probs", "extraction_threads", "feature_key", "features_dir"]
 
 # Bump when the extraction itself changes (decoding, pooling, dtype): every old entry becomes a miss.
 FEATURES_VERSION = 1
@@ -331,6 +331,16 @@ def _heap_for_tensors():
             libc.malloc_trim(0)
 
 
+@contextlib.contextmanager
+def cpu_inference(device: str = "cpu"):
+    """The CPU settings zoo extracts features under, for other code that runs a backbone over many
+    images (e.g. a BatchNorm-statistics pass): :func:`extraction_threads` torch threads and large
+    tensors served from the heap (no page faults per batch); both restored afterwards. Yields the
+    number of torch threads (None when left alone, or off the CPU)."""
+    with _torch_threads(device) as threads, _heap_for_tensors():
+        yield threads
+
+
 @dataclass
 class _Pass:
     features: np.ndarray
@@ -372,7 +382,7 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
         forward += time.perf_counter() - t
         feats.append(f)
 
-    with _torch_threads(lb.device if lb.model is not None else "none") as threads, _heap_for_tensors(), \
+    with cpu_inference(lb.device if lb.model is not None else "none") as threads, \
             _bar(len(items), progress, f"features {record.id}") as bar:
         if sample.modality == "image":
             from concurrent.futures import ThreadPoolExecutor

@@ -206,7 +206,11 @@ def _parse_candidates(candidates: str | Iterable[str] | None) -> list[str] | Non
         return None
     if isinstance(candidates, str):
         p = Path(candidates)
-        if p.is_file():
+        try:
+            is_file = p.is_file()
+        except OSError:  # a long comma-separated list is not a file name
+            is_file = False
+        if is_file:
             items = [line.split("#")[0].strip() for line in p.read_text().splitlines()]
         else:
             items = candidates.split(",")

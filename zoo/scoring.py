@@ -30,6 +30,7 @@ class ModelScore:
     cached: bool
     device: str
     error: str | None = None  # why this model could not be scored (weights absent, modality mismatch)
+    skipped: dict[str, str] = field(default_factory=dict)  # scorer -> why it does not apply (LEEP without a head)
 
 
 @dataclass
@@ -119,6 +120,7 @@ def score_sample(
 
     t0 = time.perf_counter()
     fns = {n: scorers.get_score(n) for n in names}
+    needs_src = any(getattr(fn, "requires_source_probs", False) for fn in fns.values())
     report = ScoreReport(data=sample.source, data_hash=sample.content_hash, task=sample.task, n=len(sample),
                          classes=list(sample.classes), skipped=len(sample.skipped), scores=list(names))
     report.plan = make_plan(records, sample)
@@ -128,28 +130,28 @@ def score_sample(
         if progress:
             progress(rec.id)
         try:
-            feats = extract(rec, sample, device=device, progress=progress_bars)
+            feats = extract(rec, sample, device=device, progress=progress_bars, with_source_probs=needs_src)
         except ZooError as e:
             report.models.append(ModelScore(rec.id, {}, len(sample), rec.feature_dim or 0, 0.0, {}, False, "-",
                                             error=str(e)))
             continue
         values: dict[str, float] = {}
         timings: dict[str, float] = {}
+        skipped: dict[str, str] = {}
         for name, fn in fns.items():
+            kw: dict[str, Any] = {}
+            if getattr(fn, "requires_source_probs", False):
+                if feats.source_probs is None:  # no source head (a text encoder...): LEEP/NCE do not apply
+                    skipped[name] = feats.source_note or f"{rec.id} has no source classification head"
+                    continue
+                kw["source_probs"] = feats.source_probs
             t = time.perf_counter()
-            values[name] = float(fn(feats.features, sample.labels, **_extra(fn, rec)))
+            values[name] = float(fn(feats.features, sample.labels, **kw))
             timings[name] = time.perf_counter() - t
         report.models.append(ModelScore(rec.id, values, feats.features.shape[0], feats.features.shape[1],
-                                        feats.seconds, timings, feats.cached, feats.device))
+                                        feats.seconds, timings, feats.cached, feats.device, skipped=skipped))
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _extra(fn: Any, record: Any) -> dict[str, Any]:
-    if getattr(fn, "requires_source_probs", False):
-        raise UsageError(f"{fn.score_name} needs the source model's class probabilities, which zoo does not "
-                         f"extract yet for {record.id}; use the label-only scorers.")
-    return {}
 
 
 # ---------------------------------------------------------------------------------------------
