@@ -490,6 +490,15 @@ def score(docs: list[dict[str, Any]], picks: list[str], lp_lr: float | None = No
             "mean_acc": float(np.mean(accs)) if accs else 0.0}
 
 
+def _current_lp_lr() -> float:
+    """The head lr the shipped rules give a linear probe (the run may have used another; each entry's
+    probe lr grid holds it)."""
+    from zoo.plan import make_plan
+
+    return make_plan(_records()["local:cifar_resnet20.c10"], samples_per_class=10, n_classes=2,
+                     strategy="linear_probe").lr_head
+
+
 def report(out: Path, loto: bool = True) -> dict[str, Any]:
     from zoo import plan_rules as PR
 
@@ -498,54 +507,59 @@ def report(out: Path, loto: bool = True) -> dict[str, Any]:
         print(f"no complete entries in {out}")
         return {}
     docs.sort(key=lambda d: (d["task"], d["model"], d["budget"], d["seed"]))
-    print(f"\n{len(docs)} entries from {out}\n")
-    head = (f"{'task':13s} {'model':28s} {'b/class':>8s} {'shift':>5s} {'LP':>6s} {'partial':>7s} {'full':>6s} "
-            f"{'LoRA':>6s} {'LP.01':>6s} {'lp_ref':>6s}  {'best':17s} {'plan':17s} cost")
+    lp_lr = _current_lp_lr()
+    if not all(f"{lp_lr:g}" in d["results"]["linear_probe"].get("lr_grid", {}) for d in docs):
+        lp_lr = None  # an entry lacks the probe at the current lr: show the probe as run
+    print(f"\n{len(docs)} entries from {out}; LP = linear probe at the current rules' head lr "
+          f"({'as run' if lp_lr is None else f'{lp_lr:g}'}); plan = the current rules' pick from each entry's "
+          "signals (as run: the pick stored when the entry ran)\n")
+    head = (f"{'task':13s} {'model':24s} {'b/cls':>5s} {'shift':>5s} {'LP':>6s} {'partial':>7s} {'full':>6s} "
+            f"{'LoRA':>6s} {'lp_ref':>6s}  {'best':16s} {'plan':16s} {'cost':>6s}  as run")
     print(head)
     print("-" * len(head))
-    picks = []
-    for d in docs:
-        r = d["results"]
-        acc = {s: r[s]["accuracy"] for s in r}
+    picks = [_policy_pick(d, PR.RULES) for d in docs]
+    for d, pick in zip(docs, picks, strict=True):
+        acc = {st: _acc(d, st, lp_lr) for st in d["results"]}
         best = max(acc, key=acc.get)
-        pick = d["plan"]["strategy"]
-        picks.append(pick)
         cost = acc[best] - acc.get(pick, acc["linear_probe"])
 
-        def f(s: str, r: dict = acc) -> str:
-            return f"{r[s]:.3f}" if s in r else "-"
+        def f(st: str, a: dict = acc) -> str:
+            return f"{a[st]:.3f}" if st in a else "-"
 
         shift = d["plan"]["signals"].get("shift")
-        lp01 = r["linear_probe"].get("lr_grid", {}).get("0.01", float("nan"))
-        print(f"{d['task']:13s} {d['model'].removeprefix('local:'):28s} {int(np.median(d['per_class'])):>8d} "
+        print(f"{d['task']:13s} {d['model'].removeprefix('local:')[:24]:24s} {int(np.median(d['per_class'])):>5d} "
               f"{'-' if shift is None else f'{shift:.2f}':>5s} "
               f"{f('linear_probe'):>6s} {f('partial_finetune'):>7s} {f('full_finetune'):>6s} {f('lora'):>6s} "
-              f"{lp01:6.3f} {d.get('lp_ref', {}).get('accuracy', float('nan')):6.3f}  {best:17s} {pick:17s} {cost:+.3f}")
-    s = score(docs, picks)
-    print(f"\nplan (shipped rules): picked the best strategy in {s['picked_best']:.0%} of {s['n']} "
+              f"{d.get('lp_ref', {}).get('accuracy', float('nan')):6.3f}  {best:16s} {pick:16s} {cost:+6.3f}  "
+              f"{d['plan']['strategy']}")
+    s = score(docs, picks, lp_lr)
+    ran = score(docs, [d["plan"]["strategy"] for d in docs])
+    print(f"\nplan (current rules): picked the best strategy in {s['picked_best']:.0%} of {s['n']} "
           f"(within 1 point: {s['within_1pt']:.0%}); mean cost {s['mean_cost'] * 100:.2f} points, "
           f"max {s['max_cost'] * 100:.1f}; mean accuracy {s['mean_acc']:.4f}")
+    print(f"plan (as run, rules and probe lr of the run): best in {ran['picked_best']:.0%} (within 1 point: "
+          f"{ran['within_1pt']:.0%}); mean cost {ran['mean_cost'] * 100:.2f} points; mean accuracy {ran['mean_acc']:.4f}")
     fixed = {}
     for strat in ("linear_probe", "partial_finetune", "full_finetune"):
-        fixed[strat] = score(docs, [strat] * len(docs))
+        fixed[strat] = score(docs, [strat] * len(docs), lp_lr)
         print(f"always {strat:17s}: best in {fixed[strat]['picked_best']:.0%}, mean cost "
               f"{fixed[strat]['mean_cost'] * 100:.2f} points, mean accuracy {fixed[strat]['mean_acc']:.4f}")
-    oracle = float(np.mean([max(r["accuracy"] for r in d["results"].values()) for d in docs]))
+    oracle = float(np.mean([max(_acc(d, st, lp_lr) for st in d["results"]) for d in docs]))
     print(f"oracle (best per entry): mean accuracy {oracle:.4f}")
     by_budget: dict[int, list[int]] = {}
     for i, d in enumerate(docs):
         by_budget.setdefault(d["budget"], []).append(i)
     for b, idx in sorted(by_budget.items()):
-        sb = score([docs[i] for i in idx], [picks[i] for i in idx])
+        sb = score([docs[i] for i in idx], [picks[i] for i in idx], lp_lr)
         wins: dict[str, int] = {}
         for i in idx:
-            r = docs[i]["results"]
-            w = max(r, key=lambda k2, r=r: r[k2]["accuracy"])
+            w = max(docs[i]["results"], key=lambda st, d=docs[i]: _acc(d, st, lp_lr))
             wins[w] = wins.get(w, 0) + 1
         print(f"  budget {b:>4d}/class: plan best in {sb['picked_best']:.0%} of {sb['n']}, cost "
               f"{sb['mean_cost'] * 100:.2f} pts; winners {wins}")
     frozen = _frozen_check(sorted({d["task"] for d in docs if bds.modality(d["task"]) == "text"}))
-    summary = {"entries": len(docs), "plan": s, "fixed": fixed, "oracle_mean_acc": oracle, "frozen_encoders": frozen}
+    summary = {"entries": len(docs), "lp_lr": lp_lr, "plan": s, "plan_as_run": ran, "fixed": fixed,
+               "oracle_mean_acc": oracle, "frozen_encoders": frozen}
     if loto:
         summary["loto"] = leave_one_task_out(docs, PR)
     return summary
@@ -574,7 +588,7 @@ def leave_one_task_out(docs: list[dict[str, Any]], PR: Any) -> dict[str, Any]:
     """
     names = list(LOTO_GRID)
     default = {"lp_below": PR.LP_BELOW, "full_from": PR.FULL_FROM, "transformer_lora": True,
-               "far_full_from": PR.FAR_SHIFT_FULL_FROM, "lp_lr": float(PR.DEFAULTS["lr_head"])}
+               "far_full_from": PR.FAR_SHIFT_FULL_FROM, "lp_lr": _current_lp_lr()}
     grid = [dict(zip(names, values, strict=True)) for values in itertools.product(*LOTO_GRID.values())]
     grid = [t for t in grid if t["full_from"] >= t["lp_below"]]
     if default not in grid:
@@ -620,8 +634,29 @@ def leave_one_task_out(docs: list[dict[str, Any]], PR: Any) -> dict[str, Any]:
           f"worse on {worse} of {len(rows)} tasks")
     every = max(grid, key=lambda t: (round(scored(t, list(range(len(docs))))["mean_acc"], 6), -distance(t)))
     print("  fitted on all tasks: " + ", ".join(f"{k} {v}" for k, v in every.items()))
+
+    # One parameter at a time (the others at the default): which single rule change the evidence supports.
+    print("\n  one parameter at a time (others at the default): values fitted per held-out task; mean held-out "
+          "accuracy fitted vs default; tasks better/worse")
+    single = {}
+    for name in names:
+        options = [t for t in grid if all(t[k] == default[k] for k in names if k != name)]
+        fits, accs, better1, worse1 = [], [], 0, 0
+        for task in tasks:
+            train_idx = [i for i, d in enumerate(docs) if d["task"] != task]
+            test_idx = [i for i, d in enumerate(docs) if d["task"] == task]
+            fit = max(options, key=lambda t, idx=train_idx: (round(scored(t, idx)["mean_acc"], 6), -distance(t)))
+            sf, sd = scored(fit, test_idx)["mean_acc"], scored(default, test_idx)["mean_acc"]
+            fits.append(fit[name])
+            accs.append((sf, sd))
+            better1 += sf > sd + 1e-9
+            worse1 += sf < sd - 1e-9
+        fa1, da1 = statistics.mean(a for a, _ in accs), statistics.mean(b for _, b in accs)
+        single[name] = {"fitted": fits, "fitted_mean_acc": fa1, "default_mean_acc": da1, "better": better1,
+                        "worse": worse1}
+        print(f"  {name:16s} fitted {fits}  {fa1:.4f} vs {da1:.4f}  better {better1}, worse {worse1} of {len(tasks)}")
     return {"rows": rows, "fitted_mean_acc": fa, "default_mean_acc": da, "better": better, "worse": worse,
-            "fitted_all": every, "default": default}
+            "fitted_all": every, "default": default, "single": single}
 
 
 # ----------------------------------------------------------------------------------- driver

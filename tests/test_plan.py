@@ -66,6 +66,7 @@ def test_small_budget_is_a_linear_probe():
     assert p.strategy == "linear_probe"
     assert "small-data-probe" in p.rules_fired
     assert p.blocks_to_unfreeze == 0 and p.lr_backbone == 0.0 and p.layer_decay is None
+    assert p.lr_head == pytest.approx(1e-2)  # the probe's lr, measured (bench_plan leave-one-task-out)
     assert p.lora is None
     assert p.signals["per_class"] == 10 and p.signals["n_classes"] == 10
     assert "10 examples per class" in p.why
@@ -165,17 +166,28 @@ def test_score_gap_from_candidates():
     assert score_gap(cands[:1], "a") is None
 
 
-def test_transformer_budgets_lora_then_full():
-    mid = plan(MINILM, per_class=100, n_classes=2)
-    assert mid.strategy == "lora" and "transformer-lora-medium" in mid.rules_fired
-    assert mid.lora == {"rank": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
-    assert mid.blocks_to_unfreeze == 0 and mid.lr_backbone == pytest.approx(5e-4)
-    big = plan(MINILM, per_class=1000, n_classes=2)
-    assert big.strategy == "full_finetune" and big.n_blocks == 6
-    assert big.lr_backbone == pytest.approx(5e-5) and big.warmup_ratio == pytest.approx(0.1)
+def test_transformer_budgets():
     small = plan(MINILM, per_class=10, n_classes=2)
     assert small.strategy == "linear_probe" and small.epochs == 30  # no transformer epochs for a probe
     assert any("EDA" in a for a in small.augmentation)
+    # a 22M encoder with a medium budget: partial fine-tune (LoRA measured worse at this size), transformer lrs
+    mid = plan(MINILM, per_class=100, n_classes=2)
+    assert mid.strategy == "partial_finetune" and "transformer-lora-medium" not in mid.rules_fired
+    assert mid.lr_backbone == pytest.approx(5e-5) and mid.warmup_ratio == pytest.approx(0.1)
+    big = plan(MINILM, per_class=1000, n_classes=2)
+    assert big.strategy == "full_finetune" and big.n_blocks == 6
+    assert big.lr_backbone == pytest.approx(5e-5) and big.warmup_ratio == pytest.approx(0.1)
+
+
+def test_larger_transformer_gets_lora_with_rank_and_targets():
+    mpnet = RECORDS["local:all-mpnet-base-v2"]  # 110M parameters
+    p = plan(mpnet, per_class=100, n_classes=2)
+    assert p.strategy == "lora" and "transformer-lora-medium" in p.rules_fired
+    assert p.lora == {"rank": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["q", "v"]}
+    assert p.blocks_to_unfreeze == 0 and p.lr_backbone == pytest.approx(5e-4) and p.n_blocks == 12
+    assert p.risk("forgetting").level == "low"
+    forced = plan(MINILM, per_class=100, n_classes=2, strategy="lora")
+    assert forced.strategy == "lora" and forced.lora["target_modules"] == ["query", "value"]
 
 
 @pytest.mark.parametrize("record,word", [(ONNX, "ONNX"), (GLOVE, "GloVe")])
@@ -331,7 +343,7 @@ def test_lora_on_minilm_adds_trainable_adapters_and_freezes_the_base(minilm):
     pytest.importorskip("peft")
     import torch
 
-    p = plan(MINILM, per_class=100, n_classes=2)
+    p = plan(MINILM, per_class=100, n_classes=2, strategy="lora")
     assert p.strategy == "lora"
     pm = apply_plan(minilm, p, 2)
     model = pm.model

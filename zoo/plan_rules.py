@@ -39,9 +39,14 @@ Kinds, applied in this order:
 3. ``risk`` -- every match raises a risk (``overfitting``, ``forgetting``, ``negative_transfer``) to its
    level; each risk keeps the signal that raised it.
 
-Thresholds on ``per_class`` were first set from the literature below and then checked on the benchmark
-tasks with ``benchmarks/bench_plan.py``; any change is justified there by leave-one-task-out results
-(fit on the other tasks, reported on the held-out one) and noted in the rule's ``source``.
+The rules were first set from the literature below, then checked on the benchmark tasks with
+``benchmarks/bench_plan.py`` (7 tasks, 10 (task, model) pairs, 10/100/1,000 examples per class, every
+strategy under the same step budget). Two changes had leave-one-task-out support (fitted on the other
+tasks in 7 of 7 folds, held-out accuracy better on some tasks and worse on none) and were made, each
+noted in its rule's ``source``: the linear probe's head lr 1e-3 -> 1e-2 (``lp-settings``) and LoRA for
+medium budgets only from 100M parameters (``transformer-lora-medium``). The data-budget thresholds were
+NOT changed: moving ``LP_BELOW`` to 500 was fitted in every fold but helped 4 held-out tasks and hurt 3,
+and that benchmark's fine-tuning heads kept lr 1e-3 and its 1,000/class budgets are step-capped.
 """
 
 from __future__ import annotations
@@ -127,6 +132,7 @@ FAR_SHIFT = 0.5  # = zoo.shift.FAR: at or above this the data counts as far from
 MODERATE_SHIFT = 0.2  # = zoo.shift.NEAR: at or above this, moderate
 FAR_SHIFT_FULL_FROM = 100  # far domain: full fine-tune from this many per class
 LARGE_TRANSFORMER = 300_000_000  # above this, fine-tuning a transformer means LoRA
+LORA_MEDIUM_FROM = 100_000_000  # medium budgets: LoRA from this size (measured: worse than fine-tuning at 22M)
 
 
 def build_rules(lp_below: int = LP_BELOW, full_from: int = FULL_FROM, *, transformer_lora: bool = True,
@@ -165,17 +171,24 @@ def build_rules(lp_below: int = LP_BELOW, full_from: int = FULL_FROM, *, transfo
              "the data budget is unknown: start with the cheapest, safest strategy", _KERAS),
         # ------------------------------------------------------------------ settings (every match applies)
         Rule("transformer-lora-medium", "setting",
-             {"transformer": True, "strategy": "partial_finetune"}, {"strategy": "lora"},
-             "a transformer with a medium data budget: LoRA adapters (few trainable parameters) instead of unfreezing layers",
-             f"{_HE_ADAPTER}; {_LORA}"),
+             {"transformer": True, "strategy": "partial_finetune", "params": (">=", LORA_MEDIUM_FROM)},
+             {"strategy": "lora"},
+             "a transformer of {params_m:.0f}M parameters with a medium data budget: LoRA adapters (few trainable "
+             "parameters) instead of unfreezing layers",
+             f"{_HE_ADAPTER}; {_LORA}; measured: {_BENCH} found LoRA below partial and full fine-tuning on the "
+             "22M-parameter all-MiniLM-L6-v2 at 100 examples/class on mr, sst2, subj and trec, and the rule off was "
+             "fitted in 7 of 7 leave-one-task-out folds (held-out accuracy better on the 4 text tasks, worse on "
+             "none), so it now starts at 100M parameters (untested there: no larger torch text encoder offline)"),
         Rule("large-transformer-lora", "setting",
              {"transformer": True, "params": (">=", LARGE_TRANSFORMER), "strategy": "full_finetune"}, {"strategy": "lora"},
              "a transformer of {params_m:.0f}M parameters: LoRA matches full fine-tuning at a fraction of the memory",
              _LORA),
         Rule("lp-settings", "setting", {"strategy": "linear_probe"},
-             {"lr_backbone": 0.0, "epochs": 30, "patience": 5},
-             "linear probe: a convex problem, train the head until the validation loss stops improving",
-             f"{_KERAS}; {_PRECHELT}"),
+             {"lr_backbone": 0.0, "lr_head": 1e-2, "epochs": 30, "patience": 5},
+             "linear probe: a convex problem, train the head (lr 1e-2) until the validation loss stops improving",
+             f"{_KERAS}; {_PRECHELT}; head lr measured: {_BENCH}, probe lr 1e-2 beat 1e-3 (Keras' Adam default) "
+             "in 24 of 25 (task, model, budget) entries and was fitted in 7 of 7 leave-one-task-out folds (held-out "
+             "accuracy better on 7 of 7 tasks)"),
         Rule("transformer-lrs", "setting", {"transformer": True, "strategy": ("in", ("partial_finetune", "full_finetune"))},
              {"lr_backbone": 5e-5, "warmup_ratio": 0.1, "epochs": 4},
              "transformer fine-tuning: small backbone lr, 10% warm-up, a few epochs", _DEVLIN),
