@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from zoo.cli import options as opt
-from zoo.cli.render import echo_json, fmt_params, table
+from zoo.cli.render import echo_extraction_plan, echo_json, fmt_params, table
 
 COMPONENTS = ("domain_similarity", "domain_match", "quality", "popularity", "size_fit")
 SHORT = {"domain_similarity": "sim", "domain_match": "match", "quality": "quality", "popularity": "pop",
@@ -78,17 +78,6 @@ def data_options(f):
     return f
 
 
-def show_plan(plan) -> None:
-    """Said before any extraction: what will be computed, roughly how long, and what does not fit."""
-    todo = [p for p in plan if not p.cached]
-    total = sum(p.estimate_seconds for p in todo)
-    click.echo(f"Scoring {len(plan)} models on your data: features for {len(todo)} to extract "
-               f"({len(plan) - len(todo)} cached), rough estimate {total:.0f} s.", err=True)
-    for p in plan:
-        for w in p.warnings:
-            click.echo(f"  warning: {p.id}: {w}", err=True)
-
-
 def _data_kwargs(kw: dict) -> dict:
     if not kw["data"]:
         return {}
@@ -124,7 +113,7 @@ def recommend(task, top_k, no_group, report_dir, as_json, **kw) -> None:
     if kw["probe_top"] and not kw["data"]:
         raise click.UsageError("--probe-top needs --data: the probe trains on your labelled sample.")
     if data_kw and not as_json:
-        data_kw.update(progress=True, on_plan=show_plan)
+        data_kw.update(progress=True, on_plan=echo_extraction_plan)
     rec = run(task, top_k=top_k, group=not no_group, **_api_kwargs(kw), **data_kw)
     _store(rec, {"top_k": top_k, "group": not no_group, **_api_kwargs(kw), **_data_kwargs(kw)}, kw["db"], report_dir,
            quiet=as_json)

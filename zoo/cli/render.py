@@ -26,6 +26,18 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(to_jsonable(obj), indent=2, sort_keys=False, default=str))
 
 
+def echo_extraction_plan(plan: Sequence[Any]) -> None:
+    """Said before any extraction (``zoo score``, ``zoo recommend --data``): how many models need
+    features, a rough time estimate, and where the data does not fit a model."""
+    todo = [p for p in plan if not p.cached]
+    total = sum(p.estimate_seconds for p in todo)
+    click.echo(f"Extracting features for {len(todo)} of {len(plan)} models ({len(plan) - len(todo)} cached); "
+               f"rough estimate {total:.0f} s.", err=True)
+    for p in plan:
+        for w in p.warnings:
+            click.echo(f"  warning: {p.id}: {w}", err=True)
+
+
 def fmt_params(n: int | None) -> str:
     if n is None:
         return "?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli import options as opt
-from zoo.cli.render import echo_json, table
+from zoo.cli.render import echo_extraction_plan, echo_json, table
 
 
 @click.command()
@@ -32,18 +32,10 @@ def score(data, models, scores, max_samples, text_column, label_column, device, 
 
     ids = [m.strip() for m in models.split(",") if m.strip()]
     names = [s.strip() for s in scores.split(",")] if scores else None
-    def show_plan(plan) -> None:
-        todo = [p for p in plan if not p.cached]
-        total = sum(p.estimate_seconds for p in todo)
-        click.echo(f"Extracting features for {len(todo)} of {len(plan)} models ({len(plan) - len(todo)} cached); "
-                   f"rough estimate {total:.0f} s.", err=True)
-        for p in plan:
-            for w in p.warnings:
-                click.echo(f"  warning: {p.id}: {w}", err=True)
 
     rep = run(data, ids, scores=names, max_samples=max_samples, text_column=text_column, label_column=label_column,
               device=device, db=db, progress=lambda mid: click.echo(f"scoring {mid} …", err=True),
-              on_plan=None if as_json else show_plan)
+              on_plan=None if as_json else echo_extraction_plan)
     if as_json:
         echo_json(rep)
         return
