@@ -34,11 +34,20 @@ Protocol (also stored in every JSON file under ``protocol``):
 - score: test accuracy. "Picked best": the plan's strategy has the highest accuracy among the
   strategies run (also reported: within 1 point of it); "cost": best accuracy minus the plan's.
 
-Leave-one-task-out (printed with the report): the rules' parameters (``zoo.plan_rules.build_rules``:
-linear probe below ``lp_below`` per class, full fine-tune from ``full_from``, LoRA for transformers in
-between or not, full fine-tune on a far domain from ``far_full_from``) and the linear probe's head lr
-(``LP_LR_GRID``) are fitted on all tasks but one (best mean accuracy of the picked strategies) and
-scored on the held-out task, next to the shipped defaults.
+Report: every entry (with the rule that fired), then the policies side by side -- the current rules, the
+previous rules (``RULES_BEFORE``), the changes since then fitted held-out, every parameter fitted held-out, the picks
+stored when the entries ran, always linear probe / partial / full, the oracle -- with best-picked %, mean cost
+and a per-budget breakdown; then each plan policy paired with "always linear probe" over tasks (per-task mean
+cost difference, a bootstrap over tasks with ``BOOTSTRAP_RESAMPLES`` seeded resamples, an exact sign-flip test).
+
+Leave-one-task-out: the rules' parameters (``LOTO_GRID``; ``zoo.plan_rules.build_rules``: linear probe below
+``lp_below`` per class, full fine-tune from ``full_from``, LoRA for transformers in between or not, full
+fine-tune on a far domain from ``far_full_from``, near-domain text on a probe below ``near_text_probe_below``,
+far images below ``lp_below`` on a partial fine-tune from shift ``tiny_partial_shift``) and the linear probe's
+head lr (``LP_LR_GRID``) are fitted on all tasks but one (best mean accuracy of the picked strategies; ties:
+nearest the base rules) and scored on the held-out task, all parameters jointly and one at a time. A change is
+supported when, one at a time, it lowers the mean held-out cost and is worse on fewer than half the held-out
+tasks, and leave-one-model-out (the same fit, a backbone held out) finds no held-out model worse.
 
 Results: one JSON per (task, model, budget, seed) in ``--out`` (default ``benchmarks/plan_results/``,
 ``--quick``: ``<out>/quick``), rewritten after every strategy; a rerun skips what is there (an entry
@@ -106,14 +115,25 @@ LP_LR_GRID = (1e-3, 3e-3, 1e-2)  # linear-probe head lrs (cheap: cached features
 QUICK = {"pairs": (("digits", "local:cifar_resnet20.c10"), ("trec", "local:all-MiniLM-L6-v2")),
          "budgets": (10,), "min_steps": {"image": 3, "text": 3}, "max_steps": {"image": 3, "text": 3}, "test_cap": 60}
 # Leave-one-task-out grid (zoo.plan_rules.build_rules parameters + the probe's head lr); the data-budget
-# thresholds sit between the budgets run (10, 100, 1000), so these values cover every distinct policy.
+# thresholds sit between the budgets run (10, 100, 1000), so these values cover every distinct policy; the shift
+# thresholds sit between the shifts measured at 10 per class (0.20, 0.27, 0.31, 0.40, 0.58, 0.59). None = rule off.
 LOTO_GRID: dict[str, tuple] = {
     "lp_below": (5, 20, 50, 500, 5000),  # linear probe below this many per class
     "full_from": (5, 50, 500, 5000),  # full fine-tune from this many per class
     "transformer_lora": (True, False),  # transformers with a medium budget: LoRA, or partial fine-tune
     "far_full_from": (100, 10**9),  # far domain: full fine-tune from this many per class (10**9 = rule off)
+    "near_text_probe_below": (None, 500, 2000),  # near-domain text (shift < 0.2): linear probe below this
+    "tiny_partial_shift": (None, 0.3, 0.4, 0.5),  # fewer than lp_below per class, shift >= this: partial
     "lp_lr": (1e-3, 3e-3, 1e-2),  # the linear probe's head lr (its lr grid in every entry)
 }
+# Ties in a fit go to the candidate nearest the base rules (sum of |log ratio| per parameter); an "off" (None)
+# sits at the end of its scale where the rule fires least: a probe threshold of 1 per class, a shift of 1.
+_OFF_AT = {"near_text_probe_below": 1, "tiny_partial_shift": 1.0}
+# The rules of the previous write-up (BENCHMARKS.md), printed as "previous rules" next to the current ones.
+RULES_BEFORE: dict[str, Any] = {"lp_below": 20, "full_from": 500, "transformer_lora": True, "far_full_from": 100,
+                                "near_text_probe_below": None, "tiny_partial_shift": None}
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
 
 
 @functools.cache
@@ -499,6 +519,113 @@ def _current_lp_lr() -> float:
                      strategy="linear_probe").lr_head
 
 
+def rule_params(PR: Any) -> dict[str, Any]:
+    """The parameters of the shipped rules (``zoo.plan_rules``), in ``LOTO_GRID``'s terms (without ``lp_lr``)."""
+    return {"lp_below": PR.LP_BELOW, "full_from": PR.FULL_FROM, "transformer_lora": True,
+            "far_full_from": PR.FAR_SHIFT_FULL_FROM, "near_text_probe_below": PR.NEAR_TEXT_PROBE_BELOW,
+            "tiny_partial_shift": PR.TINY_PARTIAL_SHIFT}
+
+
+def rules_for(PR: Any, t: dict[str, Any]) -> Any:
+    return PR.build_rules(t["lp_below"], t["full_from"], transformer_lora=t["transformer_lora"],
+                          far_shift_full_from=t["far_full_from"], near_text_probe_below=t["near_text_probe_below"],
+                          tiny_partial_shift=t["tiny_partial_shift"])
+
+
+class _Policies:
+    """Per-entry picks, accuracies and costs of rule-parameter sets (cached), for the report and the fits."""
+
+    def __init__(self, docs: list[dict[str, Any]], PR: Any, lp_lr: float | None):
+        self.docs, self.PR, self.lp_lr = docs, PR, lp_lr
+        self.n = len(docs)
+        self.task = np.array([d["task"] for d in docs])
+        self.model = np.array([d["model"] for d in docs])
+        self.budget = np.array([d["budget"] for d in docs])
+        self._picks: dict[tuple, list[str]] = {}
+        self._acc: dict[tuple, np.ndarray] = {}
+        self._table: dict[Any, dict[str, np.ndarray]] = {}
+
+    def table(self, lp_lr: float | None) -> dict[str, np.ndarray]:
+        """Accuracy per strategy per entry (the linear probe at ``lp_lr``; a strategy not run = the probe)."""
+        if lp_lr not in self._table:
+            strats = ("linear_probe", "partial_finetune", "full_finetune", "lora")
+            tab = {st: np.array([_acc(d, st, lp_lr) for d in self.docs]) for st in strats}
+            tab["_top"] = np.array([max(_acc(d, st, lp_lr) for st in d["results"]) for d in self.docs])
+            self._table[lp_lr] = tab
+        return self._table[lp_lr]
+
+    def picks(self, t: dict[str, Any]) -> list[str]:
+        key = tuple(t[k] for k in RULES_BEFORE)
+        if key not in self._picks:
+            rules = rules_for(self.PR, t)
+            self._picks[key] = [_policy_pick(d, rules) for d in self.docs]
+        return self._picks[key]
+
+    def acc(self, t: dict[str, Any]) -> np.ndarray:
+        lr = t.get("lp_lr", self.lp_lr)
+        key = (*(t[k] for k in RULES_BEFORE), lr)
+        if key not in self._acc:
+            tab = self.table(lr)
+            self._acc[key] = np.array([tab[p][i] for i, p in enumerate(self.picks(t))])
+        return self._acc[key]
+
+    def fixed(self, strategy: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        tab = self.table(self.lp_lr)
+        return [strategy] * self.n, tab[strategy], tab["_top"] - tab[strategy]
+
+    def of(self, t: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        a = self.acc(t)
+        return self.picks(t), a, self.table(t.get("lp_lr", self.lp_lr))["_top"] - a
+
+
+def _distance(t: dict[str, Any], base: dict[str, Any]) -> float:
+    out = 0.0
+    for k, v in base.items():
+        a, b = t[k], v
+        if isinstance(a, bool) or isinstance(b, bool):
+            out += float(a != b)
+            continue
+        a, b = _OFF_AT.get(k, 1) if a is None else a, _OFF_AT.get(k, 1) if b is None else b
+        out += abs(math.log(a / b))
+    return out
+
+
+def _fit(pol: _Policies, cands: list[dict[str, Any]], mask: np.ndarray, base: dict[str, Any]) -> dict[str, Any]:
+    """The candidate with the highest mean accuracy of its picks over the ``mask`` entries (ties: nearest ``base``)."""
+    return max(cands, key=lambda t: (round(float(pol.acc(t)[mask].mean()), 6), -_distance(t, base)))
+
+
+def _summary(pol: _Policies, picks: list[str], acc: np.ndarray, cost: np.ndarray) -> dict[str, Any]:
+    best = cost <= 1e-9
+    out: dict[str, Any] = {"n": int(pol.n), "picked_best": float(best.mean()), "within_1pt": float((cost <= 0.01 + 1e-9).mean()),
+                           "mean_cost": float(cost.mean()), "max_cost": float(cost.max()), "mean_acc": float(acc.mean()),
+                           "by_budget": {}}
+    for b in sorted(set(pol.budget.tolist())):
+        m = pol.budget == b
+        out["by_budget"][int(b)] = {"n": int(m.sum()), "picked_best": float(best[m].mean()),
+                                    "mean_cost": float(cost[m].mean())}
+    tasks = sorted(set(pol.task.tolist()))
+    out["task_mean_cost"] = {t: float(cost[pol.task == t].mean()) for t in tasks}
+    return out
+
+
+def _paired_vs(pol: _Policies, cost: np.ndarray, ref_cost: np.ndarray) -> dict[str, Any]:
+    """Per-task mean cost difference (policy - reference; negative = the policy loses less), the mean over tasks
+    with a bootstrap over tasks (``BOOTSTRAP_RESAMPLES``, seeded) and an exact sign-flip test over tasks."""
+    tasks = sorted(set(pol.task.tolist()))
+    diff = np.array([float(cost[pol.task == t].mean() - ref_cost[pol.task == t].mean()) for t in tasks])
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    boot = diff[rng.integers(0, len(diff), size=(BOOTSTRAP_RESAMPLES, len(diff)))].mean(axis=1)
+    flips = np.array(list(itertools.product((1.0, -1.0), repeat=len(diff))))
+    null = (flips * diff).mean(axis=1)
+    p_two = float((np.abs(null) >= abs(diff.mean()) - 1e-12).mean())
+    return {"tasks": tasks, "diff": diff.tolist(), "mean": float(diff.mean()),
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "p_boot_policy_better": float((boot < 0).mean()), "p_boot_policy_worse": float((boot > 0).mean()),
+            "sign_flip_p": p_two, "better": int((diff < -1e-9).sum()), "worse": int((diff > 1e-9).sum()),
+            "entries_mean": float(cost.mean() - ref_cost.mean())}
+
+
 def report(out: Path, loto: bool = True) -> dict[str, Any]:
     from zoo import plan_rules as PR
 
@@ -510,14 +637,17 @@ def report(out: Path, loto: bool = True) -> dict[str, Any]:
     lp_lr = _current_lp_lr()
     if not all(f"{lp_lr:g}" in d["results"]["linear_probe"].get("lr_grid", {}) for d in docs):
         lp_lr = None  # an entry lacks the probe at the current lr: show the probe as run
+    pol = _Policies(docs, PR, lp_lr)
+    current = {**rule_params(PR), "lp_lr": lp_lr}
     print(f"\n{len(docs)} entries from {out}; LP = linear probe at the current rules' head lr "
           f"({'as run' if lp_lr is None else f'{lp_lr:g}'}); plan = the current rules' pick from each entry's "
           "signals (as run: the pick stored when the entry ran)\n")
     head = (f"{'task':13s} {'model':24s} {'b/cls':>5s} {'shift':>5s} {'LP':>6s} {'partial':>7s} {'full':>6s} "
-            f"{'LoRA':>6s} {'lp_ref':>6s}  {'best':16s} {'plan':16s} {'cost':>6s}  as run")
+            f"{'LoRA':>6s} {'lp_ref':>6s}  {'best':16s} {'plan':16s} {'cost':>6s}  rule")
     print(head)
     print("-" * len(head))
-    picks = [_policy_pick(d, PR.RULES) for d in docs]
+    picks, _, _ = pol.of(current)
+    rules_now = PR.RULES
     for d, pick in zip(docs, picks, strict=True):
         acc = {st: _acc(d, st, lp_lr) for st in d["results"]}
         best = max(acc, key=acc.get)
@@ -527,42 +657,90 @@ def report(out: Path, loto: bool = True) -> dict[str, Any]:
             return f"{a[st]:.3f}" if st in a else "-"
 
         shift = d["plan"]["signals"].get("shift")
+        rule = _policy_rule(d, rules_now)
         print(f"{d['task']:13s} {d['model'].removeprefix('local:')[:24]:24s} {int(np.median(d['per_class'])):>5d} "
               f"{'-' if shift is None else f'{shift:.2f}':>5s} "
               f"{f('linear_probe'):>6s} {f('partial_finetune'):>7s} {f('full_finetune'):>6s} {f('lora'):>6s} "
-              f"{d.get('lp_ref', {}).get('accuracy', float('nan')):6.3f}  {best:16s} {pick:16s} {cost:+6.3f}  "
-              f"{d['plan']['strategy']}")
-    s = score(docs, picks, lp_lr)
-    ran = score(docs, [d["plan"]["strategy"] for d in docs])
-    print(f"\nplan (current rules): picked the best strategy in {s['picked_best']:.0%} of {s['n']} "
-          f"(within 1 point: {s['within_1pt']:.0%}); mean cost {s['mean_cost'] * 100:.2f} points, "
-          f"max {s['max_cost'] * 100:.1f}; mean accuracy {s['mean_acc']:.4f}")
-    print(f"plan (as run, rules and probe lr of the run): best in {ran['picked_best']:.0%} (within 1 point: "
-          f"{ran['within_1pt']:.0%}); mean cost {ran['mean_cost'] * 100:.2f} points; mean accuracy {ran['mean_acc']:.4f}")
-    fixed = {}
+              f"{d.get('lp_ref', {}).get('accuracy', float('nan')):6.3f}  {best:16s} {pick:16s} {cost:+6.3f}  {rule}")
+
+    # ---- the policies side by side
+    rows: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {"zoo plan, current rules": pol.of(current)}
+    before = {**RULES_BEFORE, "lp_lr": lp_lr}
+    if before != current:
+        rows["zoo plan, previous rules (before this change)"] = pol.of(before)
+    loto_res = leave_one_task_out(pol, current, quiet=True) if loto else None
+    changed = [k for k in RULES_BEFORE if before[k] != current[k]]
+    if loto and changed:
+        # The honest score of the changes: the changed parameters fitted on the other tasks (the rest as before).
+        cands = [{**before, **dict(zip(changed, vals, strict=True))}
+                 for vals in itertools.product(*(dict.fromkeys((*LOTO_GRID[k], current[k])) for k in changed))]
+        cands = [t for t in cands if t["full_from"] >= t["lp_below"]]
+        rows["zoo plan, the changes fitted held-out (LOTO)"] = _held_out(pol, cands, before)["policy"]
+    if loto_res is not None:
+        rows["zoo plan, all parameters LOTO-fitted (held-out)"] = loto_res["policy"]
+    ran_picks = [d["plan"]["strategy"] for d in docs]
+    ran_acc = np.array([_acc(d, p) for d, p in zip(docs, ran_picks, strict=True)])
+    ran_top = np.array([max(_acc(d, st) for st in d["results"]) for d in docs])
+    rows["zoo plan, as run (rules + probe lr of the run)"] = (ran_picks, ran_acc, ran_top - ran_acc)
     for strat in ("linear_probe", "partial_finetune", "full_finetune"):
-        fixed[strat] = score(docs, [strat] * len(docs), lp_lr)
-        print(f"always {strat:17s}: best in {fixed[strat]['picked_best']:.0%}, mean cost "
-              f"{fixed[strat]['mean_cost'] * 100:.2f} points, mean accuracy {fixed[strat]['mean_acc']:.4f}")
-    oracle = float(np.mean([max(_acc(d, st, lp_lr) for st in d["results"]) for d in docs]))
-    print(f"oracle (best per entry): mean accuracy {oracle:.4f}")
-    by_budget: dict[int, list[int]] = {}
-    for i, d in enumerate(docs):
-        by_budget.setdefault(d["budget"], []).append(i)
-    for b, idx in sorted(by_budget.items()):
-        sb = score([docs[i] for i in idx], [picks[i] for i in idx], lp_lr)
+        rows[f"always {strat}"] = pol.fixed(strat)
+    top = pol.table(lp_lr)["_top"]
+    rows["oracle (best per entry)"] = (["oracle"] * pol.n, top, np.zeros(pol.n))
+    summ = {name: _summary(pol, *r) for name, r in rows.items()}
+    budgets = sorted(set(pol.budget.tolist()))
+    bh = "".join(f"  b={b:<4d} best cost" for b in budgets)
+    print(f"\n{'policy':48s} {'best':>5s} {'<=1pt':>5s} {'cost':>5s} {'max':>5s} {'acc':>6s}{bh}")
+    for name, sm in summ.items():
+        bb = "".join(f"  {sm['by_budget'][b]['picked_best']:>10.0%} {sm['by_budget'][b]['mean_cost'] * 100:4.1f}"
+                     for b in budgets)
+        print(f"{name:48s} {sm['picked_best']:>5.0%} {sm['within_1pt']:>5.0%} {sm['mean_cost'] * 100:5.2f} "
+              f"{sm['max_cost'] * 100:5.1f} {sm['mean_acc']:6.4f}{bb}")
+    print("  (best = picked the most accurate strategy; cost = accuracy points lost to the best strategy, mean "
+          "over entries; per budget: best %, mean cost)")
+    for b in budgets:
+        m = pol.budget == b
         wins: dict[str, int] = {}
-        for i in idx:
+        for i in np.flatnonzero(m):
             w = max(docs[i]["results"], key=lambda st, d=docs[i]: _acc(d, st, lp_lr))
             wins[w] = wins.get(w, 0) + 1
-        print(f"  budget {b:>4d}/class: plan best in {sb['picked_best']:.0%} of {sb['n']}, cost "
-              f"{sb['mean_cost'] * 100:.2f} pts; winners {wins}")
+        print(f"  budget {b:>4d}/class: winners {wins}")
+
+    # ---- paired comparison over tasks: the plan vs always linear probe
+    lp_cost = pol.fixed("linear_probe")[2]
+    paired = {}
+    print(f"\npaired over tasks: per-task mean cost of the policy minus always-linear-probe's (points; negative = "
+          f"the policy loses less); bootstrap over tasks ({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}), "
+          "exact sign-flip test over tasks")
+    tasks = sorted(set(pol.task.tolist()))
+    print(f"  {'policy':36s} " + " ".join(f"{t[:8]:>8s}" for t in tasks) +
+          f" {'mean':>6s} {'95% CI':>15s} {'P(better)':>9s} {'sign-flip p':>11s}")
+    for name in [n for n in rows if n.startswith("zoo plan") and "as run" not in n]:
+        pr = _paired_vs(pol, rows[name][2], lp_cost)
+        paired[name] = pr
+        print(f"  {name[10:]:36s} " + " ".join(f"{x * 100:+8.2f}" for x in pr["diff"]) +
+              f" {pr['mean'] * 100:+6.2f} [{pr['ci95'][0] * 100:+6.2f},{pr['ci95'][1] * 100:+6.2f}] "
+              f"{pr['p_boot_policy_better']:>9.3f} {pr['sign_flip_p']:>11.3f}")
     frozen = _frozen_check(sorted({d["task"] for d in docs if bds.modality(d["task"]) == "text"}))
-    summary = {"entries": len(docs), "lp_lr": lp_lr, "plan": s, "plan_as_run": ran, "fixed": fixed,
-               "oracle_mean_acc": oracle, "frozen_encoders": frozen}
-    if loto:
-        summary["loto"] = leave_one_task_out(docs, PR)
+    summary = {"entries": len(docs), "lp_lr": lp_lr, "rules": {k: v for k, v in current.items()},
+               "policies": summ, "paired_vs_linear_probe": paired, "frozen_encoders": frozen}
+    if loto_res is not None:
+        summary["loto"] = leave_one_task_out(pol, current)
+        summary["loto"].pop("policy", None)
+        if before != current:
+            print("\nevidence for the changes since the previous rules: the same one-at-a-time fits, "
+                  "against those rules")
+            summary["loto_vs_before"] = _evidence(pol, before)
     return summary
+
+
+def _policy_rule(doc: dict[str, Any], rules: Any) -> str:
+    from zoo.plan import make_plan
+
+    rec = _records()[doc["model"]]
+    sig = doc["plan"]["signals"]
+    p = make_plan(rec, samples_per_class=dict(enumerate(doc["per_class"])), n_classes=doc["n_classes"],
+                  shift=sig.get("shift"), rules=rules)
+    return p.rules_fired[0] if p.rules_fired else "-"
 
 
 def _frozen_check(text_tasks: list[str]) -> dict[str, str]:
@@ -580,83 +758,120 @@ def _frozen_check(text_tasks: list[str]) -> dict[str, str]:
     return out
 
 
-def leave_one_task_out(docs: list[dict[str, Any]], PR: Any) -> dict[str, Any]:
-    """Fit the rule parameters (``LOTO_GRID``) on the other tasks, score on the held-out one.
-
-    Fit = the highest mean accuracy of the picked strategies over the other tasks' entries (ties: the
-    candidate nearest the shipped defaults). The shipped defaults are scored on the same held-out entries.
-    """
+def _grid(base: dict[str, Any]) -> list[dict[str, Any]]:
     names = list(LOTO_GRID)
-    default = {"lp_below": PR.LP_BELOW, "full_from": PR.FULL_FROM, "transformer_lora": True,
-               "far_full_from": PR.FAR_SHIFT_FULL_FROM, "lp_lr": _current_lp_lr()}
     grid = [dict(zip(names, values, strict=True)) for values in itertools.product(*LOTO_GRID.values())]
     grid = [t for t in grid if t["full_from"] >= t["lp_below"]]
-    if default not in grid:
-        grid.append(default)
+    if base not in grid:
+        grid.append(dict(base))
+    return grid
 
-    def rule_key(t: dict[str, Any]) -> tuple:
-        return t["lp_below"], t["full_from"], t["transformer_lora"], t["far_full_from"]
 
-    picks: dict[tuple, list[str]] = {}
-    for t in grid:
-        if rule_key(t) not in picks:
-            rules = PR.build_rules(t["lp_below"], t["full_from"], transformer_lora=t["transformer_lora"],
-                                   far_shift_full_from=t["far_full_from"])
-            picks[rule_key(t)] = [_policy_pick(d, rules) for d in docs]
+def _one_at_a_time(pol: _Policies, base: dict[str, Any], group: str = "task") -> dict[str, Any]:
+    """Each parameter fitted alone (the others at ``base``) on all groups but one, scored on the held-out group.
 
-    def distance(t: dict[str, Any]) -> float:
-        return sum(abs(math.log(t[k] / default[k])) if isinstance(t[k], (int, float)) and not isinstance(t[k], bool)
-                   else float(t[k] != default[k]) for k in names)
-
-    def scored(t: dict[str, Any], idx: list[int]) -> dict[str, float]:
-        return score([docs[i] for i in idx], [picks[rule_key(t)][i] for i in idx], t["lp_lr"])
-
-    tasks = sorted({d["task"] for d in docs})
-    print("\nleave-one-task-out: rule parameters fitted on the other tasks (best mean accuracy of the picks; ties -> "
-          "nearest the default), scored on the held-out task")
-    print("  default: " + ", ".join(f"{k} {v}" for k, v in default.items()))
-    print(f"  {'held-out':13s} {'n':>3s} {'fitted (lp_below, full_from, lora, far_full_from, lp_lr)':58s} "
-          f"{'fitted acc':>10s} {'default acc':>11s} {'fitted best%':>12s} {'default best%':>13s}")
-    rows = []
-    for task in tasks:
-        train_idx = [i for i, d in enumerate(docs) if d["task"] != task]
-        test_idx = [i for i, d in enumerate(docs) if d["task"] == task]
-        fitted = max(grid, key=lambda t, idx=train_idx: (round(scored(t, idx)["mean_acc"], 6), -distance(t)))
-        sf, sd = scored(fitted, test_idx), scored(default, test_idx)
-        rows.append({"task": task, "fitted": fitted, "fitted_score": sf, "default_score": sd})
-        print(f"  {task:13s} {len(test_idx):>3d} {str(tuple(fitted.values())):58s} {sf['mean_acc']:>10.4f} "
-              f"{sd['mean_acc']:>11.4f} {sf['picked_best']:>12.0%} {sd['picked_best']:>13.0%}")
-    fa = statistics.mean(r["fitted_score"]["mean_acc"] for r in rows)
-    da = statistics.mean(r["default_score"]["mean_acc"] for r in rows)
-    better = sum(r["fitted_score"]["mean_acc"] > r["default_score"]["mean_acc"] + 1e-9 for r in rows)
-    worse = sum(r["fitted_score"]["mean_acc"] < r["default_score"]["mean_acc"] - 1e-9 for r in rows)
-    print(f"  mean over held-out tasks: fitted {fa:.4f} vs default {da:.4f}; fitted better on {better}, "
-          f"worse on {worse} of {len(rows)} tasks")
-    every = max(grid, key=lambda t: (round(scored(t, list(range(len(docs))))["mean_acc"], 6), -distance(t)))
-    print("  fitted on all tasks: " + ", ".join(f"{k} {v}" for k, v in every.items()))
-
-    # One parameter at a time (the others at the default): which single rule change the evidence supports.
-    print("\n  one parameter at a time (others at the default): values fitted per held-out task; mean held-out "
-          "accuracy fitted vs default; tasks better/worse")
-    single = {}
-    for name in names:
-        options = [t for t in grid if all(t[k] == default[k] for k in names if k != name)]
-        fits, accs, better1, worse1 = [], [], 0, 0
-        for task in tasks:
-            train_idx = [i for i, d in enumerate(docs) if d["task"] != task]
-            test_idx = [i for i, d in enumerate(docs) if d["task"] == task]
-            fit = max(options, key=lambda t, idx=train_idx: (round(scored(t, idx)["mean_acc"], 6), -distance(t)))
-            sf, sd = scored(fit, test_idx)["mean_acc"], scored(default, test_idx)["mean_acc"]
+    ``group``: ``task`` (leave-one-task-out, the evidence the rules need) or ``model`` (leave-one-model-out, a
+    check that a change does not rest on one backbone). Passes = lower mean held-out cost than ``base`` (mean
+    over groups) and no worse on most held-out groups.
+    """
+    keys = pol.task if group == "task" else pol.model
+    groups = sorted(set(keys.tolist()))
+    print(f"\n  one parameter at a time, leave-one-{group}-out (others at "
+          f"{'the current rules' if base == {**rule_params(pol.PR), 'lp_lr': pol.lp_lr} else 'the previous rules'}): "
+          f"value fitted per held-out {group}; mean held-out cost fitted vs base (points, mean over {group}s); "
+          f"held-out {group}s better/worse")
+    out = {}
+    for name in LOTO_GRID:
+        options = [{**base, name: v} for v in dict.fromkeys((*LOTO_GRID[name], base[name]))]
+        options = [t for t in options if t["full_from"] >= t["lp_below"]]
+        fits, pairs = [], []
+        for g in groups:
+            held = keys == g
+            fit = _fit(pol, options, ~held, base)
             fits.append(fit[name])
-            accs.append((sf, sd))
-            better1 += sf > sd + 1e-9
-            worse1 += sf < sd - 1e-9
-        fa1, da1 = statistics.mean(a for a, _ in accs), statistics.mean(b for _, b in accs)
-        single[name] = {"fitted": fits, "fitted_mean_acc": fa1, "default_mean_acc": da1, "better": better1,
-                        "worse": worse1}
-        print(f"  {name:16s} fitted {fits}  {fa1:.4f} vs {da1:.4f}  better {better1}, worse {worse1} of {len(tasks)}")
-    return {"rows": rows, "fitted_mean_acc": fa, "default_mean_acc": da, "better": better, "worse": worse,
-            "fitted_all": every, "default": default, "single": single}
+            pairs.append((float(pol.of(fit)[2][held].mean()), float(pol.of(base)[2][held].mean())))
+        fc, bc = statistics.mean(a for a, _ in pairs), statistics.mean(b for _, b in pairs)
+        better = sum(a < b - 1e-9 for a, b in pairs)
+        worse = sum(a > b + 1e-9 for a, b in pairs)
+        passes = fc < bc - 1e-9 and (len(groups) - worse) > len(groups) / 2
+        verdict = ("passes" if passes else "no") if group == "task" else (
+            "contradicted" if worse else "supported" if better else "untested (no change)")
+        out[name] = {"fitted": fits, "fitted_mean_cost": fc, "base_mean_cost": bc, "better": better, "worse": worse,
+                     "of": len(groups), "passes": passes, "verdict": verdict,
+                     "diff": {g: a - b for g, (a, b) in zip(groups, pairs, strict=True)}}
+        shown = ", ".join("off" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in fits)
+        moved = " ".join(f"{g.removeprefix('local:')[:12]} {(a - b) * 100:+.1f}"
+                         for g, (a, b) in zip(groups, pairs, strict=True) if abs(a - b) > 1e-9)
+        print(f"  {name:22s} [{shown}]  {fc * 100:5.2f} vs {bc * 100:5.2f}  better {better}, worse {worse} of "
+              f"{len(groups)}  -> {verdict}{'  (' + moved + ')' if moved else ''}")
+    return out
+
+
+def _evidence(pol: _Policies, base: dict[str, Any]) -> dict[str, Any]:
+    """One parameter at a time against ``base``: leave-one-task-out (the criterion) and leave-one-model-out (the
+    check); a change is supported when it passes the first and the second does not contradict it."""
+    by_task, by_model = _one_at_a_time(pol, base, "task"), _one_at_a_time(pol, base, "model")
+    supported = {}
+    for name, r in by_task.items():
+        if r["passes"] and by_model[name]["verdict"] != "contradicted":
+            vals = [v for v in r["fitted"] if v != base[name]]
+            supported[name] = max(set(vals), key=vals.count)  # the value most folds fitted
+    rejected = [n for n, r in by_task.items() if r["passes"] and n not in supported]
+    print("  supported (passes leave-one-task-out, not contradicted leave-one-model-out; the value most folds "
+          f"fitted): {supported or 'none'}" + (f"; passes leave-one-task-out but contradicted leave-one-model-out: "
+                                               f"{rejected}" if rejected else ""))
+    return {"task": by_task, "model": by_model, "supported": supported, "rejected_by_model": rejected}
+
+
+def _held_out(pol: _Policies, cands: list[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
+    """Each task's entries picked by the candidate fitted on the other tasks (ties: nearest ``base``), and
+    ``base`` on the same entries; ``policy`` = (picks, accuracies, costs) over all entries."""
+    picks: list[str] = [""] * pol.n
+    acc = np.zeros(pol.n)
+    cost = np.zeros(pol.n)
+    rows = []
+    for task in sorted(set(pol.task.tolist())):
+        held = pol.task == task
+        fitted = _fit(pol, cands, ~held, base)
+        p, a, c = pol.of(fitted)
+        for i in np.flatnonzero(held):
+            picks[i], acc[i], cost[i] = p[i], a[i], c[i]
+        rows.append({"task": task, "n": int(held.sum()), "fitted": fitted, "fitted_cost": float(c[held].mean()),
+                     "current_cost": float(pol.of(base)[2][held].mean())})
+    return {"rows": rows, "policy": (picks, acc, cost)}
+
+
+def leave_one_task_out(pol: _Policies, current: dict[str, Any], quiet: bool = False) -> dict[str, Any]:
+    """Fit the rule parameters (``LOTO_GRID``, jointly) on the other tasks, score on the held-out task.
+
+    Fit = the highest mean accuracy of the picked strategies over the other tasks' entries (ties: the
+    candidate nearest the current rules). The current rules are scored on the same held-out entries.
+    ``policy``: the held-out picks of every entry (each task's from the rules fitted without it).
+    """
+    result = _held_out(pol, _grid(current), current)
+    rows = result["rows"]
+    if quiet:
+        return result
+    print("\nleave-one-task-out, all parameters jointly: fitted on the other tasks (best mean accuracy of the picks; "
+          "ties -> nearest the current rules), scored on the held-out task")
+    print("  current: " + ", ".join(f"{k} {v}" for k, v in current.items()))
+    print(f"  {'held-out':13s} {'n':>3s} {'fitted (' + ', '.join(LOTO_GRID) + ')':100s} {'fitted cost':>11s} "
+          f"{'current cost':>12s}")
+    for r in rows:
+        print(f"  {r['task']:13s} {r['n']:>3d} {str(tuple(r['fitted'].values())):100s} "
+              f"{r['fitted_cost'] * 100:>11.2f} {r['current_cost'] * 100:>12.2f}")
+    fc = statistics.mean(r["fitted_cost"] for r in rows)
+    cc = statistics.mean(r["current_cost"] for r in rows)
+    better = sum(r["fitted_cost"] < r["current_cost"] - 1e-9 for r in rows)
+    worse = sum(r["fitted_cost"] > r["current_cost"] + 1e-9 for r in rows)
+    print(f"  mean held-out cost over tasks: fitted {fc * 100:.2f} vs current {cc * 100:.2f} points; fitted better on "
+          f"{better}, worse on {worse} of {len(rows)} tasks")
+    every = _fit(pol, _grid(current), np.ones(pol.n, bool), current)
+    print("  fitted on all tasks (for reference only, not a held-out score): " +
+          ", ".join(f"{k} {v}" for k, v in every.items()))
+    result.update(fitted_mean_cost=fc, current_mean_cost=cc, better=better, worse=worse, fitted_all=every,
+                  current=current, single=_evidence(pol, current))
+    return result
 
 
 # ----------------------------------------------------------------------------------- driver

@@ -115,7 +115,8 @@ def test_large_shift_unfreezes_everything_when_data_allows():
 
 def test_large_shift_with_little_data_warns_of_negative_transfer():
     p = plan(per_class=10, shift=0.8)
-    assert p.strategy == "linear_probe"
+    # far-domain images with a tiny budget: partial fine-tune (bench_plan leave-one-task-out), risk still said
+    assert p.strategy == "partial_finetune" and p.rules_fired[0] == "far-domain-tiny-partial"
     nt = p.risk("negative_transfer")
     assert nt.level == "high" and "negative-transfer-far-small" in nt.rules
     assert "shift 0.80" in nt.signal and "10 examples per class" in nt.signal
@@ -221,6 +222,110 @@ def test_build_rules_moves_only_the_thresholds():
     p = make_plan(RESNET, samples_per_class=100, n_classes=10, rules=rules)
     assert p.strategy == "linear_probe"
     assert [r.id for r in rules] == [r.id for r in plan_rules.RULES]
+
+
+# ------------------------------------------------------------------------------------------ rules from bench_plan's LOTO
+
+
+def test_near_domain_text_stays_on_a_linear_probe_up_to_the_measured_budgets():
+    assert plan_rules.NEAR_TEXT_PROBE_BELOW == 2000
+    for n in (10, 100, 1000, 1999):
+        p = plan(MINILM, per_class=n, n_classes=2, shift=0.08)
+        assert p.strategy == "linear_probe" and p.rules_fired[0] == "near-text-probe", n
+        assert p.lr_backbone == 0.0 and p.lr_head == pytest.approx(1e-2)
+        assert "shift 0.08" in p.why
+    assert "bench_plan" in p.sources["near-text-probe"] and "leave-one-task-out" in p.sources["near-text-probe"]
+    # above the measured range the budget rules apply again
+    big = plan(MINILM, per_class=2000, n_classes=2, shift=0.08)
+    assert big.strategy == "full_finetune" and big.rules_fired[0] == "large-data-full"
+    # only near-domain, measured, text: moderate shift, unmeasured shift and near-domain images fine-tune as before
+    assert plan(MINILM, per_class=100, n_classes=2, shift=0.25).strategy == "partial_finetune"
+    assert plan(MINILM, per_class=100, n_classes=2).strategy == "partial_finetune"
+    img = plan(RESNET, per_class=100, shift=0.1)
+    assert img.strategy == "partial_finetune" and "near-text-probe" not in img.rules_fired
+    # a measurement on the user's data still outranks it
+    ft = plan(MINILM, per_class=100, n_classes=2, shift=0.08, probe_vs_finetune={"probe": 0.7, "finetune": 0.8})
+    assert ft.strategy == "partial_finetune" and ft.rules_fired[0] == "measured-finetune-wins"
+
+
+def test_far_images_with_tiny_budgets_get_a_partial_finetune():
+    assert plan_rules.TINY_PARTIAL_SHIFT == 0.4
+    p = plan(per_class=10, shift=0.45)
+    assert p.strategy == "partial_finetune" and p.rules_fired[0] == "far-domain-tiny-partial"
+    assert p.blocks_to_unfreeze == round(0.5 * 9)  # moderate-or-more shift: half the blocks
+    assert p.epochs == 20 and p.risk("overfitting").level == "high"
+    assert "shift 0.45" in p.why and "bench_plan" in p.sources["far-domain-tiny-partial"]
+    # below the threshold, or without a measured shift: the probe stays
+    assert plan(per_class=10, shift=0.39).strategy == "linear_probe"
+    assert plan(per_class=10).strategy == "linear_probe"
+    # images only: far-domain text with tiny data was not measured
+    txt = plan(MINILM, per_class=10, n_classes=2, shift=0.9)
+    assert txt.strategy == "linear_probe" and "far-domain-tiny-partial" not in txt.rules_fired
+    # from LP_BELOW on, the budget rules decide (medium-data-partial, far-domain-full)
+    assert plan(per_class=50, shift=0.45).rules_fired[0] == "medium-data-partial"
+    assert plan(per_class=150, shift=0.8).rules_fired[0] == "far-domain-full"
+    lp = plan(per_class=10, shift=0.6, probe_vs_finetune={"probe": 0.9, "finetune": 0.85})
+    assert lp.strategy == "linear_probe" and lp.rules_fired[0] == "measured-probe-wins"
+
+
+def test_build_rules_can_switch_the_fitted_rules_off():
+    before = plan_rules.build_rules(near_text_probe_below=None, tiny_partial_shift=None)
+    ids = {r.id for r in before}
+    assert "near-text-probe" not in ids and "far-domain-tiny-partial" not in ids
+    assert ids < {r.id for r in plan_rules.RULES}
+    assert make_plan(MINILM, samples_per_class=100, n_classes=2, shift=0.08, rules=before).strategy == "partial_finetune"
+    assert make_plan(RESNET, samples_per_class=10, n_classes=10, shift=0.45, rules=before).strategy == "linear_probe"
+    moved = plan_rules.build_rules(near_text_probe_below=500, tiny_partial_shift=0.5)
+    assert make_plan(MINILM, samples_per_class=1000, n_classes=2, shift=0.08, rules=moved).strategy == "full_finetune"
+    assert make_plan(RESNET, samples_per_class=10, n_classes=10, shift=0.45, rules=moved).strategy == "linear_probe"
+
+
+def _bench():
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks import bench_plan
+
+    return bench_plan
+
+
+def _entry(task, model, budget, shift, acc, modality):
+    k = 2
+    return {"task": task, "model": model, "budget": budget, "seed": 0, "per_class": [budget] * k, "n_classes": k,
+            "plan": {"strategy": "linear_probe", "signals": {"shift": shift, "modality": modality}},
+            "results": {st: {"accuracy": a, **({"lr_grid": {"0.001": a, "0.003": a, "0.01": a}}
+                                                 if st == "linear_probe" else {})}
+                        for st, a in acc.items()}}
+
+
+def test_bench_loto_never_sees_the_held_out_task_and_the_bootstrap_is_seeded():
+    bp = _bench()
+    m = "local:cifar_resnet20.c10"
+    lp_wins = {"linear_probe": 0.9, "partial_finetune": 0.5, "full_finetune": 0.5}
+    ft_wins = {"linear_probe": 0.5, "partial_finetune": 0.9, "full_finetune": 0.8}
+    docs = [_entry(t, m, b, 0.3, lp_wins, "image") for t in ("a", "b", "c") for b in (10, 100)]
+    docs += [_entry("d", m, b, 0.3, ft_wins, "image") for b in (10, 100)]
+    pol = bp._Policies(docs, plan_rules, 0.01)
+    current = {**bp.rule_params(plan_rules), "lp_lr": 0.01}
+    res = bp.leave_one_task_out(pol, current, quiet=True)
+    fitted = {r["task"]: r["fitted"] for r in res["rows"]}
+    # a, b, c all say "probe at 100": the fold holding out d fits a probe there and pays for it on d
+    assert bp._Policies(docs, plan_rules, 0.01).picks(fitted["d"])[-1] == "linear_probe"
+    row_d = next(r for r in res["rows"] if r["task"] == "d")
+    assert row_d["fitted_cost"] > row_d["current_cost"]
+    # changing d's results cannot change the fit of d's own fold
+    docs2 = docs[:-2] + [_entry("d", m, b, 0.3, lp_wins, "image") for b in (10, 100)]
+    res2 = bp.leave_one_task_out(bp._Policies(docs2, plan_rules, 0.01), current, quiet=True)
+    assert next(r for r in res2["rows"] if r["task"] == "d")["fitted"] == fitted["d"]
+    # paired comparison over tasks: deterministic, and the sign says who loses less
+    cost, ref = np.array([0.0] * 6 + [0.4, 0.4]), np.array([0.1] * 8)
+    one, two = bp._paired_vs(pol, cost, ref), bp._paired_vs(pol, cost, ref)
+    assert one == two and one["tasks"] == ["a", "b", "c", "d"]
+    assert one["diff"] == pytest.approx([-0.1, -0.1, -0.1, 0.3]) and one["better"] == 3 and one["worse"] == 1
+    assert one["ci95"][0] <= one["mean"] <= one["ci95"][1]
+    assert 0.0 < one["p_boot_policy_better"] < 1.0
 
 
 # ------------------------------------------------------------------------------------------ apply_plan (real weights)
@@ -415,7 +520,8 @@ def test_cli_plan_prints_plan_rules_and_signals(tmp_path):
     res = runner.invoke(cli, ["plan", "--data", str(root), "--model", "local:cifar_resnet20.c10", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "Plan for local:cifar_resnet20.c10" in res.output
-    assert "linear probe" in res.output and "small-data-probe" in res.output
+    # sklearn digits look far from CIFAR-10 to ResNet20 (measured shift >= 0.4) and 12 per class is tiny
+    assert "partial fine-tune" in res.output and "far-domain-tiny-partial" in res.output
     assert "Rules fired" in res.output and "Signals:" in res.output and "per_class 12" in res.output
     assert "overfitting" in res.output and "negative_transfer" in res.output
 
@@ -423,8 +529,8 @@ def test_cli_plan_prints_plan_rules_and_signals(tmp_path):
                               "--device", "cpu"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
-    assert doc["strategy"] == "linear_probe" and doc["model_id"] == "local:cifar_resnet20.c10"
-    assert "small-data-probe" in doc["rules_fired"]
+    assert doc["strategy"] == "partial_finetune" and doc["model_id"] == "local:cifar_resnet20.c10"
+    assert doc["rules_fired"][0] == "far-domain-tiny-partial" and doc["signals"]["shift"] >= plan_rules.TINY_PARTIAL_SHIFT
     assert doc["signals"]["per_class"] == 12 and doc["signals"]["n_classes"] == 3
     assert {r["kind"] for r in doc["risks"]} == set(RISK_KINDS)
 

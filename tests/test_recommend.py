@@ -207,3 +207,27 @@ def test_cli_recommend_imports_no_torch(use_cache, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert "Understood as: modality image" in out
     assert out.strip().splitlines()[-1] == "HEAVY []", out
+
+
+def test_percentile_rule_and_vectorised_columns_match_records():
+    from zoo.recommender import RecordColumns, _percentile, component_matrix, load_state
+
+    # unknown values sit at the neutral middle; ties share a rank; extremes clip to [0, 1]
+    p = _percentile([None, 1.0, 2.0, 2.0, 3.0])
+    assert p[0] == 0.5 and p[2] == p[3] and p[1] < p[2] < p[4] <= 1.0 and p.min() >= 0.0
+
+    # the warm path slices columns precomputed for the whole registry; it must give what the
+    # records themselves give, for an arbitrary subset in an arbitrary order
+    state = load_state()
+    rng = np.random.default_rng(0)
+    subset = [state.records[i] for i in rng.choice(len(state.records), 300, replace=False)]
+    q = state.embedder.encode(["segment tumours in brain MRI"])[0]
+    und = state.understander.understand("segment tumours in brain MRI", q)
+    cols, cos = state.columns_and_cosines(q, subset)
+    assert list(cols.ids) == [r.id for r in subset]
+    direct = state.card_index.cosines(q, [f"card:{r.id}" for r in subset])
+    np.testing.assert_allclose(cos, direct, atol=1e-6)
+    fast = component_matrix(cols, cos, und, max_params=50_000_000)
+    slow = component_matrix(RecordColumns(subset), direct, und, max_params=50_000_000)
+    np.testing.assert_allclose(fast, slow, atol=1e-6)
+    assert fast[:, 2].max() > 0  # some record carries an inferred domain

@@ -141,6 +141,32 @@ class _State:
     card_index: Any
     understander: Any
     key: tuple
+    # Small registries: per record id, its near-duplicate group and its card's row in card_index, so that a
+    # warm call over every record does no per-record string work.
+    groups: dict[str, str] = field(default_factory=dict)
+    columns: RecordColumns | None = None
+    _row: dict[str, int] = field(default_factory=dict)
+    _card_rows: np.ndarray | None = None
+
+    def index_records(self) -> None:
+        """Precompute what a warm call over every record of a small registry needs."""
+        if self.records is None:
+            return
+        self.groups = {r.id: group_key(r) for r in self.records}
+        self.columns = RecordColumns(self.records)
+        self._row = {r.id: i for i, r in enumerate(self.records)}
+        pos = (self.card_index.position(f"card:{r.id}") for r in self.records)
+        self._card_rows = np.fromiter((-1 if p is None else p for p in pos), dtype=np.int64, count=len(self.records))
+
+    def columns_and_cosines(self, q: np.ndarray, records: Sequence[ModelRecord]) -> tuple[RecordColumns, np.ndarray]:
+        """The records' columns and card cosines to ``q``; ``records`` come from :meth:`pool`."""
+        if self.columns is None or self._card_rows is None:  # a large registry: the pool is read per query
+            return RecordColumns(records), self.card_index.cosines(q, [f"card:{r.id}" for r in records])
+        rows = np.fromiter((self._row[r.id] for r in records), dtype=np.int64, count=len(records))
+        card_rows = self._card_rows[rows]
+        cos = self.card_index.scores(q)[card_rows]
+        cos[card_rows < 0] = 0.0  # a record without a stored vector
+        return self.columns.take(rows), cos
 
     def pool(self, q: np.ndarray, understanding: TaskUnderstanding, ids: list[str] | None) -> list[ModelRecord]:
         """The records to score. Small registries: all of them. Large ones: the cards nearest to the
@@ -193,6 +219,7 @@ def load_state(db: str | Path | None = None, *, embed_model: str | None = None, 
         keys, _, matrix = store.all_with_prefix("card:", embedder.model_id)
         index = VectorIndex.build(keys, matrix, cache_dir=cache_dir() / "index")
     state = _State(reg, records, embedder, index, Understander(store, embedder), key)
+    state.index_records()
     _STATE.clear()  # one registry state per process is plenty
     _STATE[state.key] = state
     return state
@@ -284,19 +311,88 @@ def apply_constraints(
 # ---------------------------------------------------------------------------------------------
 # Components and fusion
 
-def _percentile(values: list[float | None]) -> np.ndarray:
-    """Percentile rank in [0, 1] among the known values; unknown -> NEUTRAL."""
-    known = np.array([v for v in values if v is not None], dtype=float)
+def _percentile(values: Sequence[float | None] | np.ndarray) -> np.ndarray:
+    """Percentile rank in [0, 1] among the known values; unknown (None or NaN) -> NEUTRAL."""
+    vals = np.asarray(values, dtype=float)
     out = np.full(len(values), NEUTRAL)
-    if len(known) < 2:
+    known = ~np.isnan(vals)
+    if known.sum() < 2:
         return out
-    srt = np.sort(known)
-    for i, v in enumerate(values):
-        if v is not None:
-            lo = np.searchsorted(srt, v, side="left")
-            hi = np.searchsorted(srt, v, side="right")
-            out[i] = ((lo + hi) / 2) / (len(srt) - 1) if len(srt) > 1 else NEUTRAL
+    srt = np.sort(vals[known])
+    lo = np.searchsorted(srt, vals[known], side="left")
+    hi = np.searchsorted(srt, vals[known], side="right")
+    out[known] = (lo + hi) / 2 / (len(srt) - 1)
     return np.clip(out, 0.0, 1.0)
+
+
+COMPONENTS = ("domain_similarity", "cosine", "domain_match", "quality", "popularity", "size_fit")
+
+
+class RecordColumns:
+    """The record fields the components read, as arrays (unknown = NaN). Built once per registry state,
+    then sliced per query with :meth:`take`, so that ranking thousands of records stays vectorised."""
+
+    def __init__(self, records: Sequence[ModelRecord]):
+        self._records: Sequence[ModelRecord] | None = records
+        self._parent: RecordColumns | None = None
+        self._rows: np.ndarray | None = None
+        self._masks: dict[str, np.ndarray] = {}
+        self.ids = np.array([r.id for r in records], dtype=str)
+        self.modality = np.array([r.modality for r in records], dtype=str)
+        self.top1 = np.array([r.imagenet_top1 for r in records], dtype=float)
+        self.log_downloads = np.log1p(np.array([r.downloads for r in records], dtype=float))
+        self.params = np.array([r.params or None for r in records], dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, rows: np.ndarray) -> RecordColumns:
+        view = object.__new__(RecordColumns)
+        view._records, view._parent, view._rows, view._masks = None, self, rows, {}
+        for name in ("ids", "modality", "top1", "log_downloads", "params"):
+            setattr(view, name, getattr(self, name)[rows])
+        return view
+
+    def domain_mask(self, domain: str) -> np.ndarray:
+        """Which records carry ``domain`` among their tags."""
+        if domain not in self._masks:
+            if self._parent is not None:
+                self._masks[domain] = self._parent.domain_mask(domain)[self._rows]
+            else:
+                recs = self._records or ()
+                self._masks[domain] = np.fromiter((domain in r.domains for r in recs), dtype=bool, count=len(recs))
+        return self._masks[domain]
+
+
+def component_matrix(
+    records: Sequence[ModelRecord] | RecordColumns,
+    cosines: np.ndarray,
+    understanding: TaskUnderstanding,
+    *,
+    max_params: int | None = None,
+) -> np.ndarray:
+    """(records, COMPONENTS) array."""
+    cols = records if isinstance(records, RecordColumns) else RecordColumns(records)
+    n = len(cols)
+    out = np.full((n, len(COMPONENTS)), NEUTRAL)
+    if n == 0:
+        return out
+    lo, hi = float(cosines.min()), float(cosines.max())
+    out[:, 0] = (cosines - lo) / (hi - lo) if hi - lo > 1e-9 else NEUTRAL
+    out[:, 1] = cosines
+    out[:, 2] = 0.0
+    for d, c in understanding.domains.items():
+        out[:, 2] += c * cols.domain_mask(d)
+    for modality in np.unique(cols.modality):
+        idx = np.flatnonzero(cols.modality == modality)
+        out[idx, 3] = _percentile(cols.top1[idx])
+    out[:, 4] = _percentile(cols.log_downloads)
+    if max_params:
+        has = ~np.isnan(cols.params)
+        if has.any():
+            lmin, lmax = np.log(cols.params[has].min()), np.log(max_params)
+            out[has, 5] = 1.0 if lmax <= lmin else np.clip((np.log(cols.params[has]) - lmin) / (lmax - lmin), 0, 1)
+    return out
 
 
 def components_for(
@@ -306,30 +402,8 @@ def components_for(
     *,
     max_params: int | None = None,
 ) -> list[dict[str, float]]:
-    n = len(records)
-    if n == 0:
-        return []
-    lo, hi = float(cosines.min()), float(cosines.max())
-    sim = (cosines - lo) / (hi - lo) if hi - lo > 1e-9 else np.full(n, NEUTRAL)
-    match = np.array([sum(c for d, c in understanding.domains.items() if d in r.domains) for r in records])
-    quality = np.full(n, NEUTRAL)
-    for modality in {r.modality for r in records}:
-        idx = [i for i, r in enumerate(records) if r.modality == modality]
-        quality[idx] = _percentile([records[i].imagenet_top1 for i in idx])
-    pop = _percentile([np.log1p(r.downloads) if r.downloads is not None else None for r in records])
-    size = np.full(n, NEUTRAL)
-    if max_params:
-        known = [r.params for r in records if r.params]
-        if known:
-            lmin, lmax = np.log(min(known)), np.log(max_params)
-            for i, r in enumerate(records):
-                if r.params:
-                    size[i] = 1.0 if lmax <= lmin else float(np.clip((np.log(r.params) - lmin) / (lmax - lmin), 0, 1))
-    return [
-        {"domain_similarity": float(sim[i]), "cosine": float(cosines[i]), "domain_match": float(match[i]),
-         "quality": float(quality[i]), "popularity": float(pop[i]), "size_fit": float(size[i])}
-        for i in range(n)
-    ]
+    mat = component_matrix(records, cosines, understanding, max_params=max_params)
+    return [dict(zip(COMPONENTS, map(float, row), strict=True)) for row in mat]
 
 
 def fuse(components: dict[str, float], weights: dict[str, float] = WEIGHTS) -> float:
@@ -444,33 +518,48 @@ def recommend(
                if culprit.excluded_unknown else "")
             + ". Relax that constraint."
         )
-    comps = components_for(kept, state.card_index.cosines(q, [f"card:{r.id}" for r in kept]), und,
-                           max_params=max_params)
-    scored = sorted(
-        (Candidate(id=r.id, score=fuse(c, weights), components=c, record=r, reason=reason_for(r, c, und))
-         for r, c in zip(kept, comps, strict=True)),
-        key=lambda c: (-c.score, c.id),
-    )
+    cols, cosines = state.columns_and_cosines(q, kept)
+    mat = component_matrix(cols, cosines, und, max_params=max_params)
+    fused = mat[:, [COMPONENTS.index(name) for name in weights]] @ np.array(list(weights.values()), dtype=float)
+    order = np.lexsort((cols.ids, -fused))
+
+    def candidate(i: int) -> Candidate:
+        comp = dict(zip(COMPONENTS, map(float, mat[i]), strict=True))
+        return Candidate(id=kept[i].id, score=float(fused[i]), components=comp, record=kept[i])
+
     extra: dict[str, Any] = {}
+    out: list[Candidate] = []
+    groups: dict[str, Candidate] = {}
     if sample is not None:
         from zoo.data_rank import rank_with_data
 
         scored, extra = rank_with_data(
-            scored, sample, explicit=ids is not None, group=group, scores=scores, score_top=score_top,
-            device=device, data_weight=data_weight, fused_scores=fused_scores, progress=progress,
-            on_plan=on_plan, train_size=train_size)
-    out: list[Candidate] = []
-    groups: dict[str, Candidate] = {}
-    for cand in scored:
-        key = group_key(cand.record) if group else cand.id
-        if key in groups:
-            groups[key].variants.append(cand.id)
-            continue
-        groups[key] = cand
-        out.append(cand)
+            [candidate(i) for i in order], sample, explicit=ids is not None, group=group, scores=scores,
+            score_top=score_top, device=device, data_weight=data_weight, fused_scores=fused_scores,
+            progress=progress, on_plan=on_plan, train_size=train_size)
+        for cand in scored:
+            key = group_key(cand.record) if group else cand.id
+            if key in groups:
+                groups[key].variants.append(cand.id)
+                continue
+            groups[key] = cand
+            out.append(cand)
+    else:
+        # Candidates are built only for the groups shown; the rest of the list only adds variants to them.
+        room = len(order) if ids is not None else top_k
+        known = state.groups
+        for i in order:
+            rec = kept[i]
+            key = (known.get(rec.id) or group_key(rec)) if group else rec.id
+            if key in groups:
+                groups[key].variants.append(rec.id)
+            elif len(out) < room:
+                groups[key] = candidate(i)
+                out.append(groups[key])
     top = out if ids is not None else out[:top_k]  # a shortlist is ranked whole
     for i, c in enumerate(top, 1):
         c.rank = i
+        c.reason = reason_for(c.record, c.components, und)
     result = Recommendation(
         task=task, understanding=und, constraints=applied, candidates=top, considered=len(kept),
         excluded_unknown=sum(c.excluded_unknown for c in applied), empty_reason=empty_reason, weights=dict(weights),
