@@ -40,7 +40,9 @@ TASKS = ROOT / "benchmarks" / "tasks" / "descriptions.yaml"
 # A second held-out set, written after the test half had been looked at, by a writer who had not seen
 # the method's phrases or examples: the only split on which nothing was ever chosen.
 HOLDOUT = ROOT / "benchmarks" / "tasks" / "descriptions_holdout.yaml"
-SPLITS = ("dev", "test", "holdout")
+# A third, written after the card evidence had been chosen on dev + test, to judge it once.
+HOLDOUT2 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout2.yaml"
+SPLITS = ("dev", "test", "holdout", "holdout2")
 STOP = frozenset((  # noqa: SIM905
     "a an the of in on for to and or with my our we i is are be it that this from by as at which what "
     "can need want should have has into about their them they you your me do does any some").split())
@@ -48,8 +50,9 @@ STOP = frozenset((  # noqa: SIM905
 
 def load_tasks(split: str | None = None) -> list[dict]:
     tasks = yaml.safe_load(TASKS.read_text())["tasks"]
-    if HOLDOUT.is_file():
-        tasks += yaml.safe_load(HOLDOUT.read_text())["tasks"]
+    for extra in (HOLDOUT, HOLDOUT2):
+        if extra.is_file():
+            tasks += yaml.safe_load(extra.read_text())["tasks"]
     return [t for t in tasks if split is None or t["split"] == split]
 
 

@@ -231,3 +231,28 @@ def test_percentile_rule_and_vectorised_columns_match_records():
     slow = component_matrix(RecordColumns(subset), direct, und, max_params=50_000_000)
     np.testing.assert_allclose(fast, slow, atol=1e-6)
     assert fast[:, 2].max() > 0  # some record carries an inferred domain
+
+
+def test_card_evidence_is_the_best_cards_per_modality():
+    from zoo.understand import card_evidence
+
+    mods = np.array(["image", "image", "image", "image", "text", "audio"])
+    cos = np.array([0.1, 0.9, 0.5, 0.7, 0.4, -0.2])
+    ev = card_evidence(mods, cos, top=3)
+    assert ev == pytest.approx({"image": (0.9 + 0.7 + 0.5) / 3, "text": 0.4, "audio": -0.2})
+    assert card_evidence(np.array([], dtype=str), np.array([])) == {}
+
+
+@pytest.mark.parametrize(("task", "modality"), [
+    ("ICD-10 code prediction from MIMIC-III discharge summaries", "text"),
+    ("dialogue state tracking on MultiWOZ-style task-oriented conversations", "text"),
+    ("sketch-based image retrieval", "image"),
+])
+def test_jargon_named_by_model_cards_decides_modality(task, modality, monkeypatch):
+    # Phrases alone read these as multimodal / audio / multimodal; the registry's cards know the jargon.
+    from zoo import understand
+
+    rec = zoo.recommend(task, top_k=3)
+    assert rec.understanding.modality == modality
+    monkeypatch.setattr(understand, "CARD_WEIGHT", 0.0)
+    assert zoo.recommend(task, top_k=3).understanding.modality != modality

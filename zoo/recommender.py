@@ -168,7 +168,7 @@ class _State:
         cos[card_rows < 0] = 0.0  # a record without a stored vector
         return self.columns.take(rows), cos
 
-    def pool(self, q: np.ndarray, understanding: TaskUnderstanding, ids: list[str] | None) -> list[ModelRecord]:
+    def pool(self, q: np.ndarray, ids: list[str] | None) -> list[ModelRecord]:
         """The records to score. Small registries: all of them. Large ones: the cards nearest to the
         task (their text names the domain, pretraining data and modality), or the given shortlist."""
         if self.records is not None:
@@ -502,9 +502,10 @@ def recommend(
             state.registry.get(i)  # raises UnknownModel with suggestions
 
     q = state.embedder.encode([task])[0]
-    und = state.understander.understand(task, q, modality=modality)
+    pool = state.pool(q, ids)
+    und = state.understander.understand(task, q, modality=modality, cards=_card_evidence(state, q, pool))
     kept, applied, _ = apply_constraints(
-        state.pool(q, und, ids), modality=und.modality, license_classes=license_classes, max_params=max_params,
+        pool, modality=und.modality, license_classes=license_classes, max_params=max_params,
         max_latency_ms=max_latency_ms, max_input_size=max_input_size, available=available, candidate_ids=ids,
         allow_unknown=allow_unknown,
     )
@@ -585,6 +586,13 @@ def recommend(
     return result
 
 
+def _card_evidence(state: _State, q: np.ndarray, pool: Sequence[ModelRecord]) -> dict[str, float]:
+    from zoo.understand import card_evidence
+
+    cols, cosines = state.columns_and_cosines(q, pool)
+    return card_evidence(cols.modality, cosines)
+
+
 def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recommendation]:
     """Why (not) this model: its components next to the top pick's, and the constraint it failed."""
     rec = recommend(task, **{**options, "top_k": 1})
@@ -592,7 +600,7 @@ def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recomm
     target = state.registry.get(model_id)
     # Components are relative to the candidate set: score the target inside the constrained pool.
     q = state.embedder.encode([task])[0]
-    pool = state.pool(q, rec.understanding, None)
+    pool = state.pool(q, None)
     if all(r.id != target.id for r in pool):
         pool = [*pool, target]
     pool, _, failed = apply_constraints(

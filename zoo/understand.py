@@ -1,5 +1,6 @@
 """Task understanding: modality and domain tags inferred from a task description, each with a
-confidence, by comparing the task's embedding with the phrases in ``zoo.prototypes``."""
+confidence, by comparing the task's embedding with the phrases in ``zoo.prototypes`` and, for the
+modality, with the registry's own model cards (the best-matching cards of each modality)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ DOMAIN_TEMPERATURE = 0.03
 DOMAIN_KEEP_RATIO = 0.5
 MAX_DOMAINS = 3
 SECONDARY_MODALITY = 0.5  # weight of a modality that a domain serves but is not its main one
+# Card evidence: per modality, the mean cosine of its CARD_TOP best-matching model cards, softmaxed at
+# CARD_TEMPERATURE and weighed CARD_WEIGHT (in log space) against the phrases. The cards carry each
+# field's jargon ("MIMIC", "MultiWOZ", "sketch") that a handful of phrases cannot. Chosen on dev + test,
+# judged on a fresh held-out set; see BENCHMARKS.md.
+CARD_TOP = 3
+CARD_TEMPERATURE = 0.03
+CARD_WEIGHT = 0.5
 # Base rates: a task is multimodal (or video) only when it clearly names both sides (or motion).
 MODALITY_PRIOR = {"image": 1.0, "text": 1.0, "audio": 1.0, "video": 0.5, "multimodal": 0.5}
 
@@ -49,6 +57,16 @@ def phrase_items() -> list[tuple[str, str]]:
     return items
 
 
+def card_evidence(modalities: np.ndarray, cosines: np.ndarray, top: int = CARD_TOP) -> dict[str, float]:
+    """Per modality present, the mean cosine of its ``top`` cards nearest to the task."""
+    out = {}
+    for m in np.unique(modalities):
+        sims = cosines[modalities == m]
+        k = min(top, len(sims))
+        out[str(m)] = float(np.partition(sims, len(sims) - k)[len(sims) - k:].mean())
+    return out
+
+
 def _softmax(x: np.ndarray, t: float) -> np.ndarray:
     z = (x - x.max()) / t
     e = np.exp(z)
@@ -72,13 +90,20 @@ class Understander:
         sims = self.matrix @ q
         return np.array([float(np.mean(np.sort(sims[self._rows[(kind, n)]])[::-1][:top])) for n in names])
 
-    def understand(self, text: str, q: np.ndarray | None = None, *, modality: str | None = None) -> TaskUnderstanding:
+    def understand(self, text: str, q: np.ndarray | None = None, *, modality: str | None = None,
+                   cards: dict[str, float] | None = None) -> TaskUnderstanding:
         """Modality and domains are inferred jointly: strong domain evidence ("handwritten digits",
-        "JavaScript") outweighs weak modality wording, through which modalities each domain serves."""
+        "JavaScript") outweighs weak modality wording, through which modalities each domain serves.
+        ``cards``: :func:`card_evidence` of the registry's cards; a modality without cards counts as
+        the weakest present."""
         if q is None:
             q = self.embedder.encode([text])[0]
         mods = list(prototypes.MODALITY_PHRASES)
         mprob = _softmax(self._scores(q, "modality", mods, top=2), MODALITY_TEMPERATURE)
+        if cards:
+            floor = min(cards.values())
+            by_card = _softmax(np.array([cards.get(m, floor) for m in mods]), CARD_TEMPERATURE)
+            mprob = mprob * by_card**CARD_WEIGHT
         mprob = mprob * np.array([MODALITY_PRIOR[m] for m in mods])
         doms = list(prototypes.DOMAIN_PHRASES)
         dprob_all = _softmax(self._scores(q, "domain", doms, top=1), DOMAIN_TEMPERATURE)
