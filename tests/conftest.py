@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,32 @@ def use_cache(onnx_cache, monkeypatch):
     monkeypatch.setenv("ZOO_CACHE_DIR", str(onnx_cache))
     monkeypatch.delenv("ZOO_EMBED_MODEL", raising=False)
     return onnx_cache
+
+
+@pytest.fixture
+def digits_per_class() -> int:
+    """Images per class in ``digits_folder``; a test module overrides this fixture to change it."""
+    return 12
+
+
+@pytest.fixture
+def digits_folder(tmp_path, digits_per_class) -> Path:
+    """Digits 0, 1 and 7 as 32x32 PNGs in class folders (32 px: the CIFAR models' input size)."""
+    # Imported here, not at the top: the environment above must be set before zoo is imported.
+    from helpers import write_digits
+
+    return write_digits(tmp_path / "digits", digits_per_class, classes=(0, 1, 7), size=32)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny batches: one thread avoids OpenMP stalls on a shared, oversubscribed 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
 
 from zoo.record import ModelRecord
 from zoo.registry import Registry
@@ -35,3 +38,19 @@ def make_catalog(path: Path, records=SAMPLE) -> Path:
     reg.index("manifest", list(records), indexed_at="2026-01-01T00:00:00Z")
     reg.close()
     return path
+
+
+def write_digits(root: Path, per_class: int, classes: Iterable[int] = (0, 1, 2), size: int | None = None) -> Path:
+    """scikit-learn's 8x8 digits as grayscale PNGs, ``root/<digit>/<i>.png``: a small real image sample.
+    ``size`` upscales them to ``size`` x ``size``."""
+    # Imported here: most tests that use these helpers need neither, and sklearn is slow to import.
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for c in classes:
+        (root / str(c)).mkdir(parents=True)
+        for i, img in enumerate(d.images[d.target == c][:per_class]):
+            im = Image.fromarray((img * (255 / 16)).astype(np.uint8))
+            (im.resize((size, size)) if size else im).save(root / str(c) / f"{i}.png")
+    return root

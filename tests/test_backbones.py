@@ -44,14 +44,7 @@ TEXTS = [
     "A cat is sleeping on the sofa.",
 ]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny batches: one thread avoids OpenMP stalls on a shared, oversubscribed 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import write_digits
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from zoo import features as zf
 from zoo.cli.cache_cmd import cache as cache_group
@@ -42,15 +42,6 @@ def _cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def _digits(root: Path, per_class: int = 10, classes: int = 3) -> Path:
-    d = load_digits()
-    for c in range(classes):
-        (root / str(c)).mkdir(parents=True)
-        for i, img in enumerate(d.images[d.target == c][:per_class]):
-            Image.fromarray((img * (255 / 16)).astype(np.uint8), mode="L").save(root / str(c) / f"{i}.png")
-    return root
-
-
 def _texts_csv(path: Path, rows=TEXTS) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -61,7 +52,7 @@ def _texts_csv(path: Path, rows=TEXTS) -> Path:
 
 @pytest.fixture
 def digits(tmp_path):
-    return load_sample(_digits(tmp_path / "digits"))
+    return load_sample(write_digits(tmp_path / "digits", per_class=10))
 
 
 @needs_cifar
@@ -110,11 +101,11 @@ def test_key_changes_with_data_and_preprocessing(digits, tmp_path):
     key = zf.feature_key(CIFAR, digits)
     assert key == zf.feature_key(CIFAR, load_sample(digits.source))  # stable
     # a changed label: move one image to another class
-    other = _digits(tmp_path / "moved")
+    other = write_digits(tmp_path / "moved", per_class=10)
     (other / "0" / "0.png").rename(other / "1" / "moved.png")
     assert zf.feature_key(CIFAR, load_sample(other)) != key
     # a changed image
-    changed = _digits(tmp_path / "changed")
+    changed = write_digits(tmp_path / "changed", per_class=10)
     Image.fromarray(np.full((8, 8), 200, np.uint8), mode="L").save(changed / "2" / "3.png")
     assert zf.feature_key(CIFAR, load_sample(changed)) != key
     # different preprocessing or model

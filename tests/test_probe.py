@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers import rec
-from PIL import Image
 
 from zoo.cli import cli
 from zoo.errors import UsageError
@@ -60,20 +59,6 @@ def npz(tmp_path) -> Path:
     path = tmp_path / "emb.npz"
     np.savez(path, x=x, y=np.array(["cat", "dog", "fox"])[y])
     return path
-
-
-@pytest.fixture
-def digits_folder(tmp_path) -> Path:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    root = tmp_path / "digits"
-    for cls in (0, 1, 7):
-        (root / str(cls)).mkdir(parents=True)
-        for j, img in enumerate(d.images[d.target == cls][:12]):
-            arr = (img / 16 * 255).astype(np.uint8)
-            Image.fromarray(arr).resize((32, 32)).save(root / str(cls) / f"{j}.png")
-    return root
 
 
 def _same_numbers(a: ProbeResult, b: ProbeResult) -> None:

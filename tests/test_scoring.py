@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from zoo.cli import cli
 from zoo.errors import UsageError
@@ -17,20 +16,6 @@ from zoo.scoring import score
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def digits_folder(tmp_path):
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    root = tmp_path / "digits"
-    for cls in (0, 1, 7):
-        (root / str(cls)).mkdir(parents=True)
-        for j, img in enumerate(d.images[d.target == cls][:12]):
-            arr = (img / 16 * 255).astype(np.uint8)
-            Image.fromarray(arr).resize((32, 32)).save(root / str(cls) / f"{j}.png")
-    return root
 
 
 def test_score_image_models(digits_folder):

@@ -20,8 +20,8 @@ from zoo._compat import ensure_torchvision  # noqa: E402
 ensure_torchvision()
 
 import torch  # noqa: E402
+from helpers import write_digits  # noqa: E402
 from PIL import Image  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
 
 from zoo import backbones as bb  # noqa: E402
 from zoo import features as zf  # noqa: E402
@@ -37,6 +37,8 @@ CIFAR = RECORDS["local:cifar_resnet20.c10"]
 FER = RECORDS["local:mini_xception.fer2013"]
 MINILM = RECORDS["local:all-MiniLM-L6-v2"]
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _needs(rec: ModelRecord):
     return pytest.mark.skipif(not is_available(rec.weights), reason=f"{rec.id} weights not on this machine")
@@ -46,24 +48,6 @@ def _needs(rec: ModelRecord):
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One thread avoids OpenMP stalls on a shared, oversubscribed 2-core machine (tiny batches here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _digits(root: Path, per_class: int = 8, classes: int = 3) -> Path:
-    d = load_digits()
-    for c in range(classes):
-        (root / str(c)).mkdir(parents=True)
-        for i, img in enumerate(d.images[d.target == c][:per_class]):
-            Image.fromarray((img * (255 / 16)).astype(np.uint8), mode="L").save(root / str(c) / f"{i}.png")
-    return root
 
 
 def _faces(root: Path, per_class: int = 8) -> Path:
@@ -115,7 +99,7 @@ def test_softmax_rows_sum_to_one_even_for_huge_logits():
 def test_cifar_probs_match_the_original_network(tmp_path):
     from zoo.nets.cifar_resnet import cifar_resnet
 
-    sample = load_sample(_digits(tmp_path / "digits"))
+    sample = load_sample(write_digits(tmp_path / "digits", per_class=8))
     out = zf.extract(CIFAR, sample, with_source_probs=True, batch_size=10)
     n = len(sample)
     assert out.features.shape == (n, 64) and out.source_probs.shape == (n, 10)
@@ -151,7 +135,7 @@ def test_cifar_probs_match_the_original_network(tmp_path):
 
 @_needs(CIFAR)
 def test_cached_features_get_probs_without_a_forward_pass(tmp_path):
-    sample = load_sample(_digits(tmp_path / "digits"))
+    sample = load_sample(write_digits(tmp_path / "digits", per_class=8))
     first = zf.extract(CIFAR, sample)
     assert first.source_probs is None and first.forward_seconds > 0
     later = zf.extract(CIFAR, sample, with_source_probs=True)
@@ -165,7 +149,7 @@ def test_cached_features_get_probs_without_a_forward_pass(tmp_path):
 
 @_needs(CIFAR)
 def test_damaged_probs_file_is_recomputed(tmp_path):
-    sample = load_sample(_digits(tmp_path / "digits"))
+    sample = load_sample(write_digits(tmp_path / "digits", per_class=8))
     out = zf.extract(CIFAR, sample, with_source_probs=True)
     src = zf.features_dir() / f"{out.key}.src.npy"
     src.write_bytes(src.read_bytes()[:100])

@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import UsageError, ZooError
+from zoo.format import fmt_params
 
 if TYPE_CHECKING:
     import torch
@@ -917,7 +918,7 @@ def summarise(report: ProbeReport, values: Mapping[str, float] | None = None, sc
         report.practical_reason = f"the best is also the smallest of the {len(tied)} tied models"
     else:
         report.practical_reason = (f"the smallest of the {len(tied)} models tied with the best, "
-                                   f"{_fmt_params(pick.params)} parameters vs {_fmt_params(best.params)}")
+                                   f"{fmt_params(pick.params)} parameters vs {fmt_params(best.params)}")
     if values is not None:
         report.score_agreement = score_agreement(res, values, score_name)
 
@@ -944,15 +945,6 @@ def score_agreement(results: Sequence[ProbeResult], values: Mapping[str, float],
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _fmt_params(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for div, suffix in ((10**9, "B"), (10**6, "M"), (10**3, "k")):
-        if n >= div:
-            return f"{n / div:.1f}{suffix}"
-    return str(n)
 
 
 # ----------------------------------------------------------------------------------------- fine-tune

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from zoo.format import fmt_params as fmt_params  # re-exported: the commands import it from here
+
 
 def to_jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -36,15 +38,6 @@ def echo_extraction_plan(plan: Sequence[Any]) -> None:
     for p in plan:
         for w in p.warnings:
             click.echo(f"  warning: {p.id}: {w}", err=True)
-
-
-def fmt_params(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for div, suffix in ((10**9, "B"), (10**6, "M"), (10**3, "k")):
-        if n >= div:
-            return f"{n / div:.1f}{suffix}"
-    return str(n)
 
 
 def fmt(v: Any, digits: int = 1) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import vocab
+from zoo.format import fmt_params
 from zoo.report import analysis as an
 from zoo.report import plots
 from zoo.report.doc import Bullets, Code, Document, Gallery, Image, Para, Section, Table
@@ -30,8 +31,6 @@ class Built:
 
 
 def _params(n: Any) -> str:
-    from zoo.cli.render import fmt_params
-
     return fmt_params(n if isinstance(n, int) else None)
 
 

@@ -641,6 +641,19 @@ def _sub(cfg: dict[str, Any], key: str) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+def _preprocessor_config(d: Path) -> dict[str, Any]:
+    """``d/preprocessor_config.json``, or {} when it is absent, unreadable or not an object: it only refines
+    what config.json says, so a broken one must not fail the folder."""
+    pre = d / "preprocessor_config.json"
+    if not pre.is_file():
+        return {}
+    try:
+        pc = _read_json(pre)
+    except (OSError, ValueError):
+        return {}
+    return pc if isinstance(pc, dict) else {}
+
+
 def _hf_modality(cfg: dict[str, Any], d: Path) -> str | None:
     mt = str(cfg.get("model_type") or "").lower()
     for types, modality in ((_MULTIMODAL_TYPES, "multimodal"), (_VIDEO_TYPES, "video"), (_AUDIO_TYPES, "audio"),
@@ -656,16 +669,11 @@ def _hf_modality(cfg: dict[str, Any], d: Path) -> str | None:
         return "audio"
     if re.search(r"MaskedLM|CausalLM|SequenceClassification|TokenClassification|QuestionAnswering", archs):
         return "text"
-    pre = d / "preprocessor_config.json"
-    if pre.is_file():
-        try:
-            pc = _read_json(pre)
-        except (OSError, ValueError):
-            pc = {}
-        if isinstance(pc, dict) and ("image_mean" in pc or "crop_size" in pc):
-            return "image"
-        if isinstance(pc, dict) and "sampling_rate" in pc:
-            return "audio"
+    pc = _preprocessor_config(d)
+    if "image_mean" in pc or "crop_size" in pc:
+        return "image"
+    if "sampling_rate" in pc:
+        return "audio"
     if _has_tokenizer(d):
         return "text"
     return None
@@ -707,15 +715,7 @@ def _image_prep(cfg: dict[str, Any], d: Path) -> dict[str, Any]:
     vis = _sub(cfg, "vision_config") or cfg
     size = vis.get("image_size")
     chans = _int(vis.get("num_channels")) or 3
-    pc: Any = {}
-    pre = d / "preprocessor_config.json"
-    if pre.is_file():
-        try:
-            pc = _read_json(pre)
-        except (OSError, ValueError):
-            pc = {}
-    if not isinstance(pc, dict):
-        pc = {}
+    pc = _preprocessor_config(d)
     if size is None:
         crop = pc.get("crop_size") if pc.get("do_center_crop", True) else None
         size = crop if crop is not None else pc.get("size")
@@ -761,6 +761,20 @@ def _hf_tasks(cfg: dict[str, Any], modality: str) -> list[str]:
     return tasks
 
 
+def _folder_record(d: Path, metadata_file: str, meta: dict[str, Any], extra: dict[str, Any],
+                   **fields: Any) -> ModelRecord:
+    """A transformers or sentence-transformers folder's record: both take the license and base model from
+    the README front-matter and point ``weights`` at the folder, so their provenance is built once, here."""
+    license_ = _readme_license(meta)
+    if isinstance(meta.get("base_model"), str):
+        extra["base_model"] = meta["base_model"]
+    sources = {"metadata": f"file:{d / metadata_file}"}
+    if license_:
+        sources["license"] = f"file:{d / 'README.md'} (front-matter)"
+    return ModelRecord(license=license_, weights=f"file:{d}", source=SOURCE, source_version=None,
+                       sources=sources, extra=extra, **fields)
+
+
 def _build_hf(f: _Found) -> ModelRecord:
     d, cfg = f.path, f.config
     modality = _hf_modality(cfg, d)
@@ -778,17 +792,12 @@ def _build_hf(f: _Found) -> ModelRecord:
     prep = _image_prep(cfg, d) if modality in ("image", "multimodal", "video", "audio") else {}
     tasks = _readme_tasks(meta)
     tasks = _add(tasks, *_hf_tasks(cfg, modality))
-    license_ = _readme_license(meta)
     extra: dict[str, Any] = {"path": str(d), "architectures": archs, "weight_files": [p.name for p in wfiles]}
     if "sampling_rate" in prep:
         extra["sampling_rate"] = prep.pop("sampling_rate")
-    if isinstance(meta.get("base_model"), str):
-        extra["base_model"] = meta["base_model"]
-    sources = {"metadata": f"file:{d / 'config.json'}"}
-    if license_:
-        sources["license"] = f"file:{d / 'README.md'} (front-matter)"
     what = archs[0] if archs else (mt or "model")
-    return ModelRecord(
+    return _folder_record(
+        d, "config.json", meta, extra,
         id=f.id,
         modality=modality,
         tasks=tasks,
@@ -798,13 +807,7 @@ def _build_hf(f: _Found) -> ModelRecord:
         feature_dim=_hf_feature_dim(cfg, modality),
         tokenizer=str(d) if _has_tokenizer(d) else None,
         max_length=_hf_max_length(cfg, modality),
-        license=license_,
         description=prose or f"Local transformers {what} from {d.name}.",
-        weights=f"file:{d}",
-        source=SOURCE,
-        source_version=None,
-        sources=sources,
-        extra=extra,
         **{k: v for k, v in prep.items() if v is not None},
     )
 
@@ -881,7 +884,6 @@ def _build_st(f: _Found) -> ModelRecord:
     modality = "multimodal" if multimodal else "text"
     tasks = ["sentence-embedding"] + (["image-embedding"] if multimodal else [])
     meta, prose = _read_readme(d)
-    license_ = _readme_license(meta)
     max_length = _int(sb.get("max_seq_length")) or (_hf_max_length(tcfg, "text") if tcfg else None)
     mt = str(tcfg.get("model_type") or "") or None
     extra: dict[str, Any] = {"path": str(d), "modules": [t for t, _ in mods], "weight_files": wnames}
@@ -892,13 +894,9 @@ def _build_st(f: _Found) -> ModelRecord:
                 extra["similarity_fn_name"] = stc["similarity_fn_name"]
         except (OSError, ValueError):
             pass
-    if isinstance(meta.get("base_model"), str):
-        extra["base_model"] = meta["base_model"]
-    sources = {"metadata": f"file:{d / 'modules.json'}"}
-    if license_:
-        sources["license"] = f"file:{d / 'README.md'} (front-matter)"
     tok = tdir if _has_tokenizer(tdir) else (d if _has_tokenizer(d) else None)
-    return ModelRecord(
+    return _folder_record(
+        d, "modules.json", meta, extra,
         id=f.id,
         modality=modality,
         tasks=tasks,
@@ -908,13 +906,7 @@ def _build_st(f: _Found) -> ModelRecord:
         feature_dim=feature_dim,
         tokenizer=str(tok) if tok else None,
         max_length=max_length,
-        license=license_,
         description=prose or f"Local sentence-transformers model {d.name} ({mt or 'transformer'}).",
-        weights=f"file:{d}",
-        source=SOURCE,
-        source_version=None,
-        sources=sources,
-        extra=extra,
     )
 
 
