@@ -57,6 +57,10 @@ SOURCE_SCORERS = ("leep", "nce")  # need a source head: used where zoo can extra
 # The fusion grid searched leave-one-task-out (small on purpose: few tasks).
 WEIGHT_GRID = tuple(round(x, 2) for x in np.linspace(0, 1, 11))
 SCORER_SETS = (("logme",), ("knn",), ("logme", "knn"), ("logme", "knn", "shrinkage_hscore"), LABEL_SCORERS)
+# A size prior next to the fusion (log parameter count, min-max over the candidates), fitted leave-one-task-out
+# as its own arm. Pre-registered (2026-11-22, before the run): zoo's fusion takes it up only if this arm beats
+# "zoo: with data" on both mean weighted tau and mean regret.
+SIZE_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
 BOOTSTRAP = 10_000
 
 
@@ -216,6 +220,7 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int)
            "arms": arms, "ceiling": noise_ceiling(task), "zoo_seconds": zoo_seconds, "recommend_wall": wall,
            "finetune_seconds": gt_seconds(task), "n_sample": rec.data["n"],
            "description": {m: cands[m].components["description"] for m in all_models},
+           "params": {m: records[m].params for m in all_models},
            "raw_scores": {m: cands[m].data_scores for m in all_models}}
     out["candidates"] = all_models
     if probe_top:
@@ -263,12 +268,13 @@ def _probe_accuracy(x: np.ndarray, y: np.ndarray) -> float:
 # ----------------------------------------------------------------------------------- fusion, LOTO
 
 
-def fused(result: dict[str, Any], weight: float, scorer_set: tuple[str, ...]) -> dict[str, float]:
+def fused(result: dict[str, Any], weight: float, scorer_set: tuple[str, ...], size: float = 0.0) -> dict[str, float]:
     from zoo import fusion
 
     models = result.get("candidates", result["models"])  # fused over every candidate, as zoo does
     data = fusion.data_component({m: result["raw_scores"][m] for m in models}, scorer_set)
-    return fusion.fuse_scores(result["description"], data, weight)
+    prior = fusion.size_component({m: result["params"][m] for m in models}) if size else None
+    return fusion.fuse_scores(result["description"], data, weight, prior, size)
 
 
 def evaluate(result: dict[str, Any], scores: dict[str, float]) -> tuple[float, float]:
@@ -291,15 +297,34 @@ def fit(train: list[dict[str, Any]]) -> tuple[float, tuple[str, ...]]:
     return best[1], best[2]
 
 
+def fit_size(train: list[dict[str, Any]], weight: float, scorer_set: tuple[str, ...]) -> float:
+    """The size-prior weight with the best mean weighted tau on ``train`` around the given fusion
+    (ties: lower regret, then the smaller weight)."""
+    best = None
+    for size in SIZE_GRID:
+        taus, regs = zip(*(evaluate(r, fused(r, weight, scorer_set, size)) for r in train), strict=True)
+        key = (-float(np.mean(taus)), float(np.mean(regs)), size)
+        if best is None or key < best:
+            best = key
+    assert best is not None
+    return best[2]
+
+
 def add_loto(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from zoo import fusion
+
     counted = [r for r in results if not r["saturated"]]
+    default = (fusion.DATA_WEIGHT, tuple(fusion.FUSED_SCORES))
     for r in results:
         train = [o for o in counted if o["task"] != r["task"]]
         if not train:
             continue
         w, ss = fit(train)
         r["arms"]["zoo: fusion fitted leave-one-task-out"] = fused(r, w, ss)
-        r["loto_fit"] = {"weight": w, "scorers": list(ss)}
+        size = fit_size(train, *default)
+        r["arms"]["zoo: with data + size prior, fitted LOTO"] = fused(r, *default, size)
+        r["arms"]["zoo: with data, no size prior (before)"] = fused(r, *default)
+        r["loto_fit"] = {"weight": w, "scorers": list(ss), "size_prior": size}
     return results
 
 

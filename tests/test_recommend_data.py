@@ -43,14 +43,19 @@ def test_shortlist_ranked_by_data_and_description(digits_folder):
                         scores=["logme", "knn", "shrinkage_hscore"])
     assert {c.id for c in rec.candidates} == set(CIFAR)
     assert rec.data["n"] == 30 and rec.data["class_counts"] == {"0": 10, "1": 10, "7": 10}
-    assert rec.scores == ["logme", "knn", "shrinkage_hscore"] and rec.fusion["data"] == fusion.DATA_WEIGHT
+    w, sw = fusion.DATA_WEIGHT, fusion.SIZE_WEIGHT
+    assert rec.scores == ["logme", "knn", "shrinkage_hscore"]
+    assert rec.fusion["data"] == pytest.approx((1 - sw) * w) and rec.fusion["size_prior"] == sw
     for c in rec.candidates:
         assert set(c.data_scores) == {"logme", "knn", "shrinkage_hscore"}
         assert 0 <= c.components["data"] <= 1 and c.data_seconds is not None and c.data_cached is False
-    # the fused score is exactly the documented formula
+    # the fused score is exactly the documented formula; the size prior follows the parameter count
     desc = fusion.minmax([c.components["description"] for c in rec.candidates])
     for c, d in zip(rec.candidates, desc, strict=True):
-        assert c.score == pytest.approx((1 - fusion.DATA_WEIGHT) * d + fusion.DATA_WEIGHT * c.components["data"])
+        base = (1 - w) * d + w * c.components["data"]
+        assert c.score == pytest.approx((1 - sw) * base + sw * c.components["size_prior"])
+    by_size = sorted(rec.candidates, key=lambda c: c.record.params)
+    assert by_size[0].components["size_prior"] == 0.0 and by_size[-1].components["size_prior"] == 1.0
     assert [c.score for c in rec.candidates] == sorted((c.score for c in rec.candidates), reverse=True)
     again = zoo.recommend("classify handwritten digits", data=digits_folder, candidates=CIFAR,
                           scores=["logme", "knn", "shrinkage_hscore"])
@@ -60,7 +65,7 @@ def test_shortlist_ranked_by_data_and_description(digits_folder):
 
 def test_data_weight_one_follows_the_data_alone(digits_folder):
     rec = zoo.recommend("classify handwritten digits", data=digits_folder, candidates=CIFAR, scores=["knn"],
-                        data_weight=1.0, fused_scores=["knn"])
+                        data_weight=1.0, size_weight=0.0, fused_scores=["knn"])
     knn = [c.data_scores["knn"] for c in rec.candidates]
     assert knn == sorted(knn, reverse=True)
 

@@ -102,6 +102,7 @@ def rank_with_data(
     score_top: int,
     device: str,
     data_weight: float | None,
+    size_weight: float | None = None,
     fused_scores: Sequence[str] | None,
     progress: bool,
     on_plan: Callable[[list[Any]], None] | None,
@@ -138,14 +139,18 @@ def rank_with_data(
     fused_names = [n for n in (fused_scores or fusion.FUSED_SCORES) if n in names] or names
     weight = fusion.DATA_WEIGHT if data_weight is None else float(data_weight)
     data_comp = fusion.data_component({c.id: c.data_scores for c in measured}, fused_names)
-    final = fusion.fuse_scores({c.id: c.score for c in measured}, data_comp, weight)
+    size = fusion.size_component({c.id: c.record.params for c in measured})
+    size_w = fusion.SIZE_WEIGHT if size_weight is None else float(size_weight)
+    final = fusion.fuse_scores({c.id: c.score for c in measured}, data_comp, weight, size, size_w)
     for cand in measured:
-        cand.components = {**cand.components, "description": cand.score, "data": data_comp[cand.id]}
+        cand.components = {**cand.components, "description": cand.score, "data": data_comp[cand.id],
+                           "size_prior": size[cand.id]}
         cand.score = final[cand.id]
     measured.sort(key=lambda c: (-c.score, c.id))
+    keep = 1 - size_w
     extra = {"data": data_summary(sample), "scores": names, "not_scored": not_scored,
-             "fusion": {"description": 1 - weight, "data": weight, "fused_scores": fused_names,
-                        "train_size": train_size}}
+             "fusion": {"description": keep * (1 - weight), "data": keep * weight, "size_prior": size_w,
+                        "fused_scores": fused_names, "train_size": train_size}}
     return measured, extra
 
 
@@ -208,7 +213,8 @@ def probe_top(rec: Any, k: int, *, max_samples: int, text_column: str, label_col
         c.probe = results.get(c.id)
     probed = [c for c in top if c.probe is not None]
     unprobed = [c for c in top if c.probe is None]
-    probed.sort(key=lambda c: (-c.probe.accuracy, -c.score, c.id))
+    # The probe's own best (its tie-breaks: macro-F1, then the smaller model) leads; the others by accuracy.
+    probed.sort(key=lambda c: (c.id != report.best, -c.probe.accuracy, -c.score, c.id))
     rec.candidates[:k] = probed + unprobed
     for i, c in enumerate(rec.candidates, 1):
         c.rank = i

@@ -464,6 +464,7 @@ def recommend(
     label_column: str = "label",
     device: str = "auto",
     data_weight: float | None = None,
+    size_weight: float | None = None,
     fused_scores: Sequence[str] | None = None,
     probe_top: int = 0,
     train_size: int | None = None,
@@ -536,7 +537,8 @@ def recommend(
 
         scored, extra = rank_with_data(
             [candidate(i) for i in order], sample, explicit=ids is not None, group=group, scores=scores,
-            score_top=score_top, device=device, data_weight=data_weight, fused_scores=fused_scores,
+            score_top=score_top, device=device, data_weight=data_weight, size_weight=size_weight,
+            fused_scores=fused_scores,
             progress=progress, on_plan=on_plan, train_size=train_size)
         for cand in scored:
             key = group_key(cand.record) if group else cand.id

@@ -517,13 +517,15 @@ def _failed_constraint(cand: StoredCandidate, run: StoredRun) -> str | None:
 
 def contributions(run: StoredRun, cand: StoredCandidate) -> dict[str, float]:
     """How much each component adds to ``cand``'s final score. Description only: weight x component.
-    With data (``run.fusion``): ``data`` adds its weight x the data component and ``description`` the
-    rest (the description score is min-max scaled over the scored candidates before it is weighted,
+    With data (``run.fusion``): ``data`` and ``size_prior`` add their weight x their component and
+    ``description`` the rest (the description score is min-max scaled over the scored candidates before it is weighted,
     so its share is read off the final score rather than recomputed)."""
     fusion = run.fusion or {}
     if "data" in fusion and "data" in cand.components:
         data = float(fusion["data"]) * cand.components["data"]
-        return {"description": cand.score - data, "data": data}
+        size = float(fusion.get("size_prior", 0.0)) * cand.components.get("size_prior", 0.0)
+        out = {"description": cand.score - data - size, "data": data}
+        return {**out, "size_prior": size} if "size_prior" in fusion else out
     return {k: w * cand.components.get(k, 0.0) for k, w in run.weights.items()}
 
 

@@ -217,7 +217,9 @@ def _echo_data_table(rec) -> None:
                              "min-max scaled")
     click.echo(f"\n{len(rec.candidates)} candidates scored on {rec.data['n']} samples in {rec.seconds:.1f} s. "
                f"score = {f.get('description', 0):.2f} x desc (task description and priors, min-max scaled) + "
-               f"{f.get('data', 0):.2f} x data ({what}). seconds = feature extraction (0 when cached) + scoring.")
+               f"{f.get('data', 0):.2f} x data ({what})"
+               + (f" + {f['size_prior']:.2f} x size (log parameter count, min-max scaled)" if f.get("size_prior") else "")
+               + ". seconds = feature extraction (0 when cached) + scoring.")
 
 
 @click.command()

@@ -303,7 +303,9 @@ class _Builder:
                 f"With your data the score is {float(fusion.get('description', 0)):g} x description (the weighted sum "
                 f"above, min-max scaled over the scored candidates) + {float(fusion['data']):g} x data (the mean "
                 f"z-score of {', '.join(fusion.get('fused_scores') or run.scores)} over the candidates, "
-                "min-max scaled)."))
+                "min-max scaled)"
+                + (f" + {float(fusion['size_prior']):g} x size prior (log parameter count, min-max scaled; "
+                   "unknown size 0.5)" if fusion.get("size_prior") else "") + "."))
         s.blocks.append(Para("Reasons:"))
         s.blocks.append(Bullets([f"**{c.id}** (#{c.rank}): {c.reason or 'no particular reason recorded'}"
                                  + (f" (other tags: {', '.join(c.variants[:3])}"
@@ -312,6 +314,7 @@ class _Builder:
         parts = [(c.id, contributions(run, c)) for c in run.candidates]
         names = list(dict.fromkeys(k for _, p in parts for k in p))
         weights = {"data": float((run.fusion or {}).get("data", 0)),
+                   "size_prior": float((run.fusion or {}).get("size_prior", 0)),
                    "description": float((run.fusion or {}).get("description", 0)), **run.weights}
         legend = {k: f"{k} (x{weights[k]:g})" if k in weights else k for k in names}
         s.blocks.append(Image("components.png", plots.components_plot(parts, legend),
