@@ -136,10 +136,17 @@ def materialise(task: str, per_class: int, root: Path) -> Path:
 # ----------------------------------------------------------------------------------- metrics
 
 
+def _finite(scores: list[float]) -> np.ndarray:
+    """A model a scorer could not score (NaN, e.g. LEEP without a source head) ranks last."""
+    s = np.asarray(scores, dtype=float)
+    ok = np.isfinite(s)
+    return np.where(ok, s, (s[ok].min() - 1.0) if ok.any() else 0.0)
+
+
 def wtau(scores: list[float], acc: list[float]) -> float:
     from scipy.stats import weightedtau
 
-    s = np.asarray(scores, dtype=float)
+    s = _finite(scores)
     if np.ptp(s) == 0:
         return 0.0  # a ranking that cannot tell the models apart: as good as random on average
     return float(weightedtau(s, np.asarray(acc, dtype=float))[0])
@@ -147,7 +154,7 @@ def wtau(scores: list[float], acc: list[float]) -> float:
 
 def regret(scores: list[float], acc: list[float]) -> float:
     """Points lost by taking the top-scored model (ties: the mean over the tied models)."""
-    s, a = np.asarray(scores, dtype=float), np.asarray(acc, dtype=float)
+    s, a = _finite(scores), np.asarray(acc, dtype=float)
     top = np.flatnonzero(s == s.max())
     return float(100 * (a.max() - a[top].mean()))
 
@@ -177,7 +184,9 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int)
     models = sorted(r.id for r in iter_records(ROOT / "zoo" / "manifests" / "offline.yaml")
                     if r.modality == bds.modality(task))
     data = materialise(task, int(desc["sample_per_class"]), sample_root)
-    names = list(LABEL_SCORERS)
+    # LEEP and NCE need a source classification head: the offline image models have one (ImageNet,
+    # CIFAR-10, FER2013 ...), the text encoders none, so they are arms on the image tasks only.
+    names = list(LABEL_SCORERS) + (list(SOURCE_SCORERS) if bds.modality(task) == "image" else [])
     # Score at the input size the ground truth fine-tuned at (a user passes --train-size for that).
     train_size = train_size_of(task)
     t0 = time.perf_counter()

@@ -22,6 +22,7 @@ a fixed weighted sum (``WEIGHTS``), chosen on the dev split of the task-descript
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -143,7 +144,6 @@ class _State:
     key: tuple
     # Small registries: per record id, its near-duplicate group and its card's row in card_index, so that a
     # warm call over every record does no per-record string work.
-    groups: dict[str, str] = field(default_factory=dict)
     columns: RecordColumns | None = None
     _row: dict[str, int] = field(default_factory=dict)
     _card_rows: np.ndarray | None = None
@@ -152,7 +152,6 @@ class _State:
         """Precompute what a warm call over every record of a small registry needs."""
         if self.records is None:
             return
-        self.groups = {r.id: group_key(r) for r in self.records}
         self.columns = RecordColumns(self.records)
         self._row = {r.id: i for i, r in enumerate(self.records)}
         pos = (self.card_index.position(f"card:{r.id}") for r in self.records)
@@ -162,7 +161,10 @@ class _State:
         """The records' columns and card cosines to ``q``; ``records`` come from :meth:`pool`."""
         if self.columns is None or self._card_rows is None:  # a large registry: the pool is read per query
             return RecordColumns(records), self.card_index.cosines(q, [f"card:{r.id}" for r in records])
-        rows = np.fromiter((self._row[r.id] for r in records), dtype=np.int64, count=len(records))
+        if records is self.records:
+            rows = np.arange(len(records))
+        else:  # map() keeps the per-record lookup in C: this runs over every record of the registry
+            rows = np.fromiter(map(self._row.__getitem__, map(_ID, records)), dtype=np.int64, count=len(records))
         card_rows = self._card_rows[rows]
         cos = self.card_index.scores(q)[card_rows]
         cos[card_rows < 0] = 0.0  # a record without a stored vector
@@ -179,6 +181,7 @@ class _State:
         return self.registry.get_many([k.removeprefix("card:") for k in near])
 
 
+_ID = operator.attrgetter("id")
 _STATE: dict[tuple, _State] = {}
 LARGE_REGISTRY = 50_000  # above this many models, retrieve a candidate pool instead of scoring all
 POOL_NEAREST = 300  # enough for a top-10 ranking; each pooled record is read from SQLite per query
@@ -342,6 +345,9 @@ class RecordColumns:
         self.top1 = np.array([r.imagenet_top1 for r in records], dtype=float)
         self.log_downloads = np.log1p(np.array([r.downloads for r in records], dtype=float))
         self.params = np.array([r.params or None for r in records], dtype=float)
+        # near-duplicate groups (group_key) as integers, so that grouping a ranking is array work
+        keys = [group_key(r) for r in records]
+        self.group = np.unique(np.array(keys, dtype=str), return_inverse=True)[1] if keys else np.zeros(0, int)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -349,7 +355,7 @@ class RecordColumns:
     def take(self, rows: np.ndarray) -> RecordColumns:
         view = object.__new__(RecordColumns)
         view._records, view._parent, view._rows, view._masks = None, self, rows, {}
-        for name in ("ids", "modality", "top1", "log_downloads", "params"):
+        for name in ("ids", "modality", "top1", "log_downloads", "params", "group"):
             setattr(view, name, getattr(self, name)[rows])
         return view
 
@@ -548,17 +554,20 @@ def recommend(
             groups[key] = cand
             out.append(cand)
     else:
-        # Candidates are built only for the groups shown; the rest of the list only adds variants to them.
+        # Candidates are built only for the groups shown (each led by its best member); the other members
+        # of those groups become their variants, in rank order.
         room = len(order) if ids is not None else top_k
-        known = state.groups
-        for i in order:
-            rec = kept[i]
-            key = (known.get(rec.id) or group_key(rec)) if group else rec.id
-            if key in groups:
-                groups[key].variants.append(rec.id)
-            elif len(out) < room:
-                groups[key] = candidate(i)
-                out.append(groups[key])
+        ranked_groups = cols.group[order] if group else np.arange(len(order))
+        _, first = np.unique(ranked_groups, return_index=True)
+        leads = np.sort(first)[:room]
+        by_group = {}
+        for pos in leads:
+            by_group[ranked_groups[pos]] = candidate(order[pos])
+            out.append(by_group[ranked_groups[pos]])
+        members = np.isin(ranked_groups, ranked_groups[leads])
+        members[leads] = False
+        for pos in np.flatnonzero(members):
+            by_group[ranked_groups[pos]].variants.append(kept[order[pos]].id)
     top = out if ids is not None else out[:top_k]  # a shortlist is ranked whole
     for i, c in enumerate(top, 1):
         c.rank = i
