@@ -130,3 +130,25 @@ def test_unlabelled_data_ranks_by_domain_shift(tmp_path, digits_folder):
     assert rec.data["task"] == "unlabelled" and rec.scores == ["shift"]
     for c in rec.candidates:
         assert 0 <= c.data_scores["shift"] <= 1 and c.components["data"] == pytest.approx(1 - c.data_scores["shift"])
+
+
+def test_best_carries_a_plan_and_loads_with_it_applied(digits_folder):
+    from zoo.plan import PlannedModel, TransferPlan
+
+    rec = zoo.recommend("classify handwritten digits", data=digits_folder, candidates=CIFAR[:2], scores=["knn"])
+    best = rec.best
+    assert isinstance(best.plan, TransferPlan) and best.plan.model_id == best.id
+    assert best.plan.rules_fired and best.plan.signals["per_class"] == 10
+    pm = best.load(num_classes=3, plan=True)
+    assert isinstance(pm, PlannedModel) and pm.plan == best.plan and pm.head.out_features == 3
+    # the optimizer groups carry the planned rates; what the plan freezes does not train
+    assert {g["name"]: g["lr"] for g in pm.param_groups}["head"] == best.plan.lr_head
+    trainable = sum(q.numel() for q in pm.model.parameters() if q.requires_grad)
+    if best.plan.strategy == "linear_probe":
+        assert trainable == 0
+    else:
+        assert trainable > 0 and pm.frozen_params > 0
+    with pytest.raises(UsageError, match="num_classes"):
+        best.load(plan=True)
+    with pytest.raises(UsageError, match="no transfer plan"):
+        rec.candidates[1].load(num_classes=3, plan=True)
