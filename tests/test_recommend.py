@@ -256,3 +256,22 @@ def test_jargon_named_by_model_cards_decides_modality(task, modality, monkeypatc
     assert rec.understanding.modality == modality
     monkeypatch.setattr(understand, "CARD_WEIGHT", 0.0)
     assert zoo.recommend(task, top_k=3).understanding.modality != modality
+
+
+def test_warm_state_is_reused_until_the_database_changes(tmp_path):
+    from zoo.recommender import load_state
+
+    with Registry() as reg:  # an existing user database, closed: SQLite removes its -wal file
+        db_path = reg.db_path
+    _STATE.clear()
+    assert not db_path.with_name(db_path.name + "-wal").exists()
+    state = load_state()
+    zoo.recommend("detect pneumonia in chest X-rays", top_k=3)
+    assert load_state() is state  # opening the database (an empty -wal file) is not a change
+    m = tmp_path / "m.yaml"
+    m.write_text("models:\n  - id: local:sonar-net\n    modality: audio\n    domains: [environmental-audio]\n"
+                 "    description: detects submarines from underwater sonar recordings\n")
+    zoo.index("manifest", path=m)
+    rec = zoo.recommend("recognise submarines in underwater sonar audio", top_k=3)
+    assert rec.candidates[0].id == "local:sonar-net"  # a write is seen by the next call
+    assert load_state() is not state

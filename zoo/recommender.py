@@ -192,7 +192,10 @@ def _state_key(reg: Registry, embed_model: str | None) -> tuple:
         if p is None or not p.exists():
             return (str(p), None)
         wal = p.with_name(p.name + "-wal")
-        return (str(p), p.stat().st_mtime_ns, wal.stat().st_mtime_ns if wal.exists() else None)
+        # Opening a WAL database creates an empty -wal file: only a non-empty one means new writes,
+        # otherwise the first call after load_state would see a "changed" database and reload it all.
+        wal_stat = wal.stat() if wal.exists() else None
+        return (str(p), p.stat().st_mtime_ns, wal_stat.st_mtime_ns if wal_stat and wal_stat.st_size else None)
 
     return (stamp(reg.db_path), stamp(reg.catalog_path), embed_model)
 
