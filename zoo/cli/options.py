@@ -66,3 +66,17 @@ def max_params_option(f: Callable) -> Callable:
 
 def available_option(f: Callable) -> Callable:
     return click.option("--available", is_flag=True, help="Only models whose weights are on this machine.")(f)
+
+
+DATA_HELP = "Image folder root/<class>/..., CSV/TSV/JSONL with text and label columns, or .npz (x, y)."
+
+
+def data_option(f: Callable) -> Callable:
+    """The labelled sample a command works on (required)."""
+    return click.option("--data", "data", required=True, type=click.Path(), help=DATA_HELP)(f)
+
+
+def column_options(f: Callable) -> Callable:
+    """Which columns of a CSV/TSV/JSONL sample hold the text and the label."""
+    f = click.option("--label-column", default="label", show_default=True, help="Label column of a CSV/TSV/JSONL file.")(f)
+    return click.option("--text-column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL file.")(f)

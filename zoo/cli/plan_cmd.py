@@ -21,11 +21,9 @@ def _signal(v: object) -> str:
 
 
 @click.command()
-@click.option("--data", "data", required=True, type=click.Path(),
-              help="Image folder root/<class>/..., CSV/TSV/JSONL with text and label columns, or .npz (x, y).")
+@opt.data_option
 @click.option("--model", "model_id", required=True, help="The model to plan for (an id from zoo search / recommend).")
-@click.option("--text-column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL file.")
-@click.option("--label-column", default="label", show_default=True, help="Label column of a CSV/TSV/JSONL file.")
+@opt.column_options
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the domain shift is measured.")
 @opt.json_option

@@ -11,8 +11,7 @@ from zoo.cli.render import echo_json, fmt_params, table
 
 
 @click.command()
-@click.option("--data", "data", required=True, type=click.Path(),
-              help="Image folder root/<class>/..., CSV/TSV/JSONL with text and label columns, or .npz (x, y).")
+@opt.data_option
 @click.option("--models", required=True, help="Model ids separated by commas.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Stratified outer cross-validation folds.")
@@ -28,8 +27,7 @@ from zoo.cli.render import echo_json, fmt_params, table
               help="Where features are extracted and the probe runs.")
 @click.option("--max-samples", type=click.IntRange(min=2), default=300, show_default=True,
               help="At most this many samples per class (stratified; the same sample as `zoo score`).")
-@click.option("--text-column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL file.")
-@click.option("--label-column", default="label", show_default=True, help="Label column of a CSV/TSV/JSONL file.")
+@opt.column_options
 @click.option("--force", is_flag=True,
               help="Probe again even when the registry has this model, data and settings (features still come "
                    "from the cache; `zoo cache clear` drops those).")

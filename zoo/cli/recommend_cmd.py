@@ -63,8 +63,7 @@ def data_options(f):
         click.option("--score-top", type=click.IntRange(min=1), default=10, show_default=True,
                      help="With --data and no --candidates: score this many of the best candidates whose weights "
                           "are on this machine."),
-        click.option("--text-column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL file."),
-        click.option("--label-column", default="label", show_default=True, help="Label column of a CSV/TSV/JSONL file."),
+        opt.column_options,
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where features are extracted."),
         click.option("--train-size", type=click.IntRange(min=8),

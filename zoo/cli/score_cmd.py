@@ -9,14 +9,12 @@ from zoo.cli.render import echo_extraction_plan, echo_json, table
 
 
 @click.command()
-@click.option("--data", "data", required=True, type=click.Path(),
-              help="Image folder root/<class>/..., CSV/TSV/JSONL with text and label columns, or .npz (x, y).")
+@opt.data_option
 @click.option("--models", required=True, help="Model ids separated by commas.")
 @click.option("--scores", help="Scorers separated by commas (default: logme,hscore,shrinkage_hscore,transrate,knn).")
 @click.option("--max-samples", type=click.IntRange(min=2), default=300, show_default=True,
               help="At most this many samples per class (stratified).")
-@click.option("--text-column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL file.")
-@click.option("--label-column", default="label", show_default=True, help="Label column of a CSV/TSV/JSONL file.")
+@opt.column_options
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where features are extracted.")
 @opt.json_option
