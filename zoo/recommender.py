@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -539,8 +539,6 @@ def recommend(
         return Candidate(id=kept[i].id, score=float(fused[i]), components=comp, record=kept[i])
 
     extra: dict[str, Any] = {}
-    out: list[Candidate] = []
-    groups: dict[str, Candidate] = {}
     if sample is not None:
         from zoo.data_rank import rank_with_data
 
@@ -549,28 +547,14 @@ def recommend(
             score_top=score_top, device=device, data_weight=data_weight, size_weight=size_weight,
             fused_scores=fused_scores,
             progress=progress, on_plan=on_plan, train_size=train_size)
-        for cand in scored:
-            key = group_key(cand.record) if group else cand.id
-            if key in groups:
-                groups[key].variants.append(cand.id)
-                continue
-            groups[key] = cand
-            out.append(cand)
+        keys = np.array([group_key(c.record) if group else c.id for c in scored], dtype=str)
+        out = _group_ranked(np.unique(keys, return_inverse=True)[1], len(scored), scored.__getitem__,
+                            lambda pos: scored[pos].id)
     else:
-        # Candidates are built only for the groups shown (each led by its best member); the other members
-        # of those groups become their variants, in rank order.
-        room = len(order) if ids is not None else top_k
-        ranked_groups = cols.group[order] if group else np.arange(len(order))
-        _, first = np.unique(ranked_groups, return_index=True)
-        leads = np.sort(first)[:room]
-        by_group = {}
-        for pos in leads:
-            by_group[ranked_groups[pos]] = candidate(order[pos])
-            out.append(by_group[ranked_groups[pos]])
-        members = np.isin(ranked_groups, ranked_groups[leads])
-        members[leads] = False
-        for pos in np.flatnonzero(members):
-            by_group[ranked_groups[pos]].variants.append(kept[order[pos]].id)
+        # Candidates are built only for the groups shown; the rest of the ranking only adds variants.
+        out = _group_ranked(cols.group[order] if group else np.arange(len(order)),
+                            len(order) if ids is not None else top_k,
+                            lambda pos: candidate(order[pos]), lambda pos: kept[order[pos]].id)
     top = out if ids is not None else out[:top_k]  # a shortlist is ranked whole
     for i, c in enumerate(top, 1):
         c.rank = i
@@ -598,6 +582,25 @@ def recommend(
             best.data_warnings.append(f"no transfer plan: {e}")
         result.seconds = time.perf_counter() - t0
     return result
+
+
+def _group_ranked(groups: np.ndarray, room: int, lead: Callable[[int], Candidate],
+                  member_id: Callable[[int], str]) -> list[Candidate]:
+    """Near-duplicates in a ranking: ``groups[pos]`` is the group of the candidate at rank position
+    ``pos``; each of the first ``room`` groups is led by its best member (``lead(pos)``) and lists the
+    others (``member_id(pos)``) as variants, in rank order."""
+    _, first = np.unique(groups, return_index=True)
+    leads = np.sort(first)[:room]
+    by_group: dict[Any, Candidate] = {}
+    out = []
+    for pos in leads:
+        by_group[groups[pos]] = lead(pos)
+        out.append(by_group[groups[pos]])
+    members = np.isin(groups, groups[leads])
+    members[leads] = False
+    for pos in np.flatnonzero(members):
+        by_group[groups[pos]].variants.append(member_id(pos))
+    return out
 
 
 def _card_evidence(state: _State, q: np.ndarray, pool: Sequence[ModelRecord]) -> dict[str, float]:
