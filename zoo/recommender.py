@@ -142,8 +142,8 @@ class _State:
     card_index: Any
     understander: Any
     key: tuple
-    # Small registries: per record id, its near-duplicate group and its card's row in card_index, so that a
-    # warm call over every record does no per-record string work.
+    # Small registries: every record's columns (RecordColumns, near-duplicate group included), its position
+    # in ``records`` and its card's row in card_index, so that a warm call does no per-record string work.
     columns: RecordColumns | None = None
     _row: dict[str, int] = field(default_factory=dict)
     _card_rows: np.ndarray | None = None
