@@ -250,7 +250,13 @@ def main() -> None:
     ap.add_argument("--tune", action="store_true")
     ap.add_argument("--scale", type=int, nargs="+", help="also measure at these many synthetic records (each)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--card-weight", type=float,
+                    help="override zoo.understand.CARD_WEIGHT (0 = phrases only: the method before card evidence)")
     args = ap.parse_args()
+    if args.card_weight is not None:
+        from zoo import understand
+
+        understand.CARD_WEIGHT = args.card_weight
     if args.tune:
         tune()
         return
