@@ -249,9 +249,11 @@ def test_card_evidence_is_the_best_cards_per_modality():
     ("sketch-based image retrieval", "image"),
 ])
 def test_jargon_named_by_model_cards_decides_modality(task, modality, monkeypatch):
-    # Phrases alone read these as multimodal / audio / multimodal; the registry's cards know the jargon.
+    # Phrases alone read these as multimodal / audio / multimodal; the registry's cards know the jargon
+    # (MIMIC-III is also a named dataset: that evidence is switched off to see the cards' own).
     from zoo import understand
 
+    monkeypatch.setattr(understand, "NAMED_WEIGHT", 0.0)
     rec = zoo.recommend(task, top_k=3)
     assert rec.understanding.modality == modality
     monkeypatch.setattr(understand, "CARD_WEIGHT", 0.0)
@@ -275,3 +277,27 @@ def test_warm_state_is_reused_until_the_database_changes(tmp_path):
     rec = zoo.recommend("recognise submarines in underwater sonar audio", top_k=3)
     assert rec.candidates[0].id == "local:sonar-net"  # a write is seen by the next call
     assert load_state() is not state
+
+
+def test_quoted_examples_are_a_placeholder_for_the_modality_only():
+    from zoo.understand import QUOTE_PLACEHOLDER, modality_text
+
+    assert modality_text("type 'red bike on a brick wall' and get the photos") == (
+        f"type {QUOTE_PLACEHOLDER} and get the photos")
+    assert modality_text('a kid says \u201cturn left\u201d or "stop"') == (
+        f"a kid says {QUOTE_PLACEHOLDER} or {QUOTE_PLACEHOLDER}")
+    assert modality_text("my phone's photo library, the dogs' photos") is None  # apostrophes are not quotes
+
+
+@pytest.mark.parametrize(("task", "modality"), [
+    ("type 'kids playing football in the park' and get the matching photos from our archive", "multimodal"),
+    ("users write a query like 'sunset over the sea' and the app shows the photos that match", "multimodal"),
+])
+def test_a_quoted_query_does_not_decide_the_modality(task, modality, monkeypatch):
+    # The quoted words are the content of a query ("red bike", "rain"), not the input the model reads.
+    from zoo import understand
+
+    rec = zoo.recommend(task, top_k=3)
+    assert rec.understanding.modality == modality
+    monkeypatch.setattr(understand, "modality_text", lambda text: None)
+    assert zoo.recommend(task, top_k=3).understanding.modality != modality

@@ -513,7 +513,7 @@ def recommend(
 
     q = state.embedder.encode([task])[0]
     pool = state.pool(q, ids)
-    und = state.understander.understand(task, q, modality=modality, cards=_card_evidence(state, q, pool))
+    und = _understand(state, task, q, pool, modality)
     kept, applied, _ = apply_constraints(
         pool, modality=und.modality, license_classes=license_classes, max_params=max_params,
         max_latency_ms=max_latency_ms, max_input_size=max_input_size, available=available, candidate_ids=ids,
@@ -603,11 +603,16 @@ def _group_ranked(groups: np.ndarray, room: int, lead: Callable[[int], Candidate
     return out
 
 
-def _card_evidence(state: _State, q: np.ndarray, pool: Sequence[ModelRecord]) -> dict[str, float]:
-    from zoo.understand import card_evidence
+def _understand(state: _State, task: str, q: np.ndarray, pool: Sequence[ModelRecord],
+                modality: str | None) -> TaskUnderstanding:
+    from zoo.understand import card_evidence, modality_text
 
-    cols, cosines = state.columns_and_cosines(q, pool)
-    return card_evidence(cols.modality, cosines)
+    q_mod = None
+    if modality is None and (alt := modality_text(task)) is not None:
+        q_mod = state.embedder.encode([alt])[0]
+    cols, cosines = state.columns_and_cosines(q if q_mod is None else q_mod, pool)
+    return state.understander.understand(task, q, modality=modality, cards=card_evidence(cols.modality, cosines),
+                                         q_modality=q_mod)
 
 
 def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recommendation]:
