@@ -271,7 +271,7 @@ def main() -> None:
     if args.no_quotes:
         understand.modality_text = lambda text: None
     if args.no_dataset_names:
-        understand.NAMED_WEIGHT = 0.0
+        understand.NAMED_MIX = 0.0
     if args.tune:
         tune()
         return

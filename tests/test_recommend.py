@@ -253,7 +253,7 @@ def test_jargon_named_by_model_cards_decides_modality(task, modality, monkeypatc
     # (MIMIC-III is also a named dataset: that evidence is switched off to see the cards' own).
     from zoo import understand
 
-    monkeypatch.setattr(understand, "NAMED_WEIGHT", 0.0)
+    monkeypatch.setattr(understand, "NAMED_MIX", 0.0)
     rec = zoo.recommend(task, top_k=3)
     assert rec.understanding.modality == modality
     monkeypatch.setattr(understand, "CARD_WEIGHT", 0.0)
@@ -301,3 +301,21 @@ def test_a_quoted_query_does_not_decide_the_modality(task, modality, monkeypatch
     assert rec.understanding.modality == modality
     monkeypatch.setattr(understand, "modality_text", lambda text: None)
     assert zoo.recommend(task, top_k=3).understanding.modality != modality
+
+
+@pytest.mark.parametrize(("task", "modality", "domain"), [
+    ("PCam", "image", "medical-pathology"),
+    ("Messidor-2", "image", "medical-ophthalmology"),
+    ("FUNSD", "image", "documents"),
+    ("VoxCeleb1 EER", "audio", "speech"),
+])
+def test_a_named_dataset_decides_modality_and_domain(task, modality, domain, monkeypatch):
+    # A bare dataset name embeds as noise (PCam reads as speech, FUNSD as social media); the name is exact.
+    from zoo import understand
+
+    u = zoo.recommend(task, top_k=3).understanding
+    assert (u.modality, next(iter(u.domains))) == (modality, domain)
+    assert u.datasets and f"names {u.datasets[0]}" in u.summary()
+    monkeypatch.setattr(understand, "NAMED_MIX", 0.0)
+    v = zoo.recommend(task, top_k=3).understanding
+    assert (v.modality, next(iter(v.domains))) != (modality, domain) and v.datasets == []
