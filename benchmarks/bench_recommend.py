@@ -143,6 +143,40 @@ def tune() -> None:
     print("best on dev:", best)
 
 
+def writer_cv(cs: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0), mixes: tuple[float, ...] = (0.3, 1.0)) -> None:
+    """Would labelled descriptions teach the modality across writers? Leave one writer out (dev + test
+    are one writer; each holdout set another): a logistic regression over the task embedding, fitted on
+    the other writers' descriptions, added in log space (times ``mix``) to the shipped posterior."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from zoo.prototypes import MODALITY_PHRASES
+
+    tasks = load_tasks()
+    state = recommender.load_state()
+    mods = list(MODALITY_PHRASES)
+    q = state.embedder.encode([t["text"] for t in tasks])
+    logp = np.log(np.array([[recommend(t["text"], top_k=1).understanding.modality_scores[m] for m in mods]
+                            for t in tasks]) + 1e-6)
+    y = np.array([mods.index(t["modality"]) for t in tasks])
+    writer = np.array(["dev+test" if t["split"] in ("dev", "test") else t["split"] for t in tasks])
+
+    def line(name: str, pred) -> None:
+        per = ", ".join(f"{w} {np.mean(pred[writer == w] == y[writer == w]):.3f}" for w in dict.fromkeys(writer))
+        print(f"{name}: {per}; all {np.mean(pred == y):.3f}")
+
+    line("shipped", logp.argmax(1))
+    for c, mix in itertools.product(cs, mixes):
+        pred = np.empty_like(y)
+        for w in dict.fromkeys(writer):
+            train, held = writer != w, writer == w
+            clf = LogisticRegression(C=c, max_iter=2000).fit(q[train], y[train])
+            lp = np.full((held.sum(), len(mods)), np.log(1e-3))
+            lp[:, clf.classes_] = clf.predict_log_proba(q[held])
+            pred[held] = (logp[held] + mix * lp).argmax(1)
+        line(f"+ classifier C={c} mix={mix}", pred)
+
+
 def cold_cli(runs: int = 5) -> dict:
     zoo = str(Path(sys.executable).with_name("zoo"))
     env = dict(os.environ, ZOO_DB=str(Path(tempfile.mkdtemp()) / "none.db"))
@@ -263,6 +297,8 @@ def main() -> None:
     ap.add_argument("--no-dataset-names", action="store_true", help="ignore datasets named in the task")
     ap.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     ap.add_argument("--quality-only", action="store_true", help="skip the speed measurements")
+    ap.add_argument("--writer-cv", action="store_true",
+                    help="leave-one-writer-out: does a classifier on the labelled descriptions generalise?")
     args = ap.parse_args()
     from zoo import understand
 
@@ -274,6 +310,9 @@ def main() -> None:
         understand.NAMED_MIX = 0.0
     if args.tune:
         tune()
+        return
+    if args.writer_cv:
+        writer_cv()
         return
     results = {}
     for split in args.splits:
