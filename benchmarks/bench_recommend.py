@@ -48,7 +48,10 @@ HOLDOUT2 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout2.yaml"
 # change) against the shipped method, in one run; a change is kept only if holdout3 modality accuracy
 # does not drop and precision@5 drops by at most 0.02. The arms: --no-quotes, --no-dataset-names.
 HOLDOUT3 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout3.yaml"
-SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3")
+# A fifth (60), written blind by a sixth writer after holdout3 had been looked at, committed before its
+# first run: it reports the shipped method (the named-dataset mixture included) once; nothing is chosen on it.
+HOLDOUT4 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout4.yaml"
+SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3", "holdout4")
 STOP = frozenset((  # noqa: SIM905
     "a an the of in on for to and or with my our we i is are be it that this from by as at which what "
     "can need want should have has into about their them they you your me do does any some").split())
@@ -56,7 +59,7 @@ STOP = frozenset((  # noqa: SIM905
 
 def load_tasks(split: str | None = None) -> list[dict]:
     tasks = yaml.safe_load(TASKS.read_text())["tasks"]
-    for extra in (HOLDOUT, HOLDOUT2, HOLDOUT3):
+    for extra in (HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4):
         if extra.is_file():
             tasks += yaml.safe_load(extra.read_text())["tasks"]
     return [t for t in tasks if split is None or t["split"] == split]
