@@ -147,6 +147,9 @@ class _State:
     columns: RecordColumns | None = None
     _row: dict[str, int] = field(default_factory=dict)
     _card_rows: np.ndarray | None = None
+    # The last query's cosines to every card: a call reads them for the whole pool (modality evidence)
+    # and again for the records that pass the constraints.
+    _last_scores: tuple[bytes, np.ndarray] | None = None
 
     def index_records(self) -> None:
         """Precompute what a warm call over every record of a small registry needs."""
@@ -166,9 +169,15 @@ class _State:
         else:  # map() keeps the per-record lookup in C: this runs over every record of the registry
             rows = np.fromiter(map(self._row.__getitem__, map(_ID, records)), dtype=np.int64, count=len(records))
         card_rows = self._card_rows[rows]
-        cos = self.card_index.scores(q)[card_rows]
+        cos = self._scores(q)[card_rows]
         cos[card_rows < 0] = 0.0  # a record without a stored vector
         return self.columns.take(rows), cos
+
+    def _scores(self, q: np.ndarray) -> np.ndarray:
+        key = q.tobytes()
+        if self._last_scores is None or self._last_scores[0] != key:
+            self._last_scores = (key, self.card_index.scores(q))
+        return self._last_scores[1]
 
     def pool(self, q: np.ndarray, ids: list[str] | None) -> list[ModelRecord]:
         """The records to score. Small registries: all of them. Large ones: the cards nearest to the
