@@ -319,3 +319,35 @@ def test_a_named_dataset_decides_modality_and_domain(task, modality, domain, mon
     monkeypatch.setattr(understand, "NAMED_MIX", 0.0)
     v = zoo.recommend(task, top_k=3).understanding
     assert (v.modality, next(iter(v.domains))) != (modality, domain) and v.datasets == []
+
+
+def test_calibration_softens_the_modality_confidence_without_changing_the_choice(monkeypatch):
+    from zoo import understand
+
+    task = "read the text on street signs in photos"
+    calibrated = zoo.recommend(task, top_k=1).understanding
+    monkeypatch.setattr(understand, "MODALITY_CALIBRATION", 1.0)
+    raw = zoo.recommend(task, top_k=1).understanding
+    assert calibrated.modality == raw.modality
+    assert calibrated.modality_confidence < raw.modality_confidence
+    assert sum(calibrated.modality_scores.values()) == pytest.approx(1.0)
+
+
+def test_an_unsure_modality_names_the_runner_up():
+    from zoo.understand import UNSURE_BELOW, TaskUnderstanding
+
+    scores = {"image": 0.6, "text": 0.1, "audio": 0.0, "video": 0.0, "multimodal": 0.3}
+    unsure = TaskUnderstanding("t", "image", 0.6, False, {}, modality_scores=scores)
+    assert UNSURE_BELOW > 0.6
+    assert unsure.doubt() == ("Unsure of the modality: image 60%, multimodal 30%. "
+                              "If the model should read multimodal, pass --modality multimodal.")
+    assert TaskUnderstanding("t", "image", 0.95, False, {}, modality_scores=scores).doubt() is None
+    assert TaskUnderstanding("t", "image", 0.6, True, {}, modality_scores=scores).doubt() is None  # given
+
+
+def test_cli_says_when_it_is_unsure_of_the_modality():
+    out = CliRunner().invoke(cli, ["recommend", "read the text on street signs in photos", "--top", "2"])
+    assert out.exit_code == 0, out.output
+    assert "Unsure of the modality: image" in out.output and "pass --modality" in out.output
+    sure = CliRunner().invoke(cli, ["recommend", "detect pneumonia in chest X-rays", "--top", "2"])
+    assert "Unsure" not in sure.output

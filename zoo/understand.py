@@ -42,6 +42,12 @@ _QUOTED = re.compile(r"""(?<!\w)['"‘“]([^'"‘’“”]{2,80})['"’”](?!
 # BENCHMARKS.md for how this was chosen and judged.
 NAMED_MIX = 0.5
 NAMED_SECONDARY = 0.5
+# The modality posterior is raised to this power before it is reported: the product of sharp softmaxes
+# above is overconfident (wrong modalities at 99 %). A power changes no decision, only the confidence.
+# Fitted leave-one-writer-out on the labelled descriptions (bench_recommend.py --calibrate).
+MODALITY_CALIBRATION = 0.6
+# Below this confidence the output says the modality is uncertain and names the runner-up.
+UNSURE_BELOW = 0.7
 # Base rates: a task is multimodal (or video) only when it clearly names both sides (or motion).
 MODALITY_PRIOR = {"image": 1.0, "text": 1.0, "audio": 1.0, "video": 0.5, "multimodal": 0.5}
 
@@ -56,6 +62,14 @@ class TaskUnderstanding:
     modality_scores: dict[str, float] = field(default_factory=dict)
     domain_scores: dict[str, float] = field(default_factory=dict)  # every compatible tag
     datasets: list[str] = field(default_factory=list)  # known datasets the task names, as evidence
+
+    def doubt(self) -> str | None:
+        """A line for an inferred modality below UNSURE_BELOW: the runner-up, and how to choose it."""
+        if self.modality_given or self.modality_confidence >= UNSURE_BELOW:
+            return None
+        other = max((m for m in self.modality_scores if m != self.modality), key=self.modality_scores.__getitem__)
+        return (f"Unsure of the modality: {self.modality} {self.modality_confidence:.0%}, {other} "
+                f"{self.modality_scores[other]:.0%}. If the model should read {other}, pass --modality {other}.")
 
     def summary(self) -> str:
         how = "given" if self.modality_given else f"{self.modality_confidence:.0%}"
@@ -138,7 +152,7 @@ class Understander:
             dprob_all = _mix(dprob_all, _named_share(named, doms, by_domain=True))
         compat = np.array([[_compat(m, d) for d in doms] for m in mods])  # (modalities, domains)
         joint = mprob[:, None] * dprob_all[None, :] * compat
-        mpost = joint.sum(axis=1)
+        mpost = joint.sum(axis=1) ** MODALITY_CALIBRATION
         mpost = mpost / mpost.sum()
         given = modality is not None
         chosen = modality if given else mods[int(np.argmax(mpost))]
