@@ -65,6 +65,15 @@ def load_tasks(split: str | None = None) -> list[dict]:
     return [t for t in tasks if split is None or t["split"] == split]
 
 
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion: how far a held-out accuracy on n tasks can be trusted."""
+    if n == 0:
+        return float("nan"), float("nan")
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
 def precision_at_5(records, accept) -> float:
     top = records[:5]
     if not top:
@@ -379,7 +388,9 @@ def main() -> None:
             continue
         r = evaluate(load_tasks(split))
         results[split] = r
-        print(f"{split}: n={r['n']} modality accuracy {r['modality_acc']:.3f}; domain precision@5 zoo {r['p5']:.3f} "
+        lo, hi = wilson(r["modality_acc"], r["n"])
+        print(f"{split}: n={r['n']} modality accuracy {r['modality_acc']:.3f} (95 % CI {lo:.3f}-{hi:.3f}); "
+              f"domain precision@5 zoo {r['p5']:.3f} "
               f"(lay {r['p5_lay']:.3f}, jargon {r['p5_jargon']:.3f}); keyword search {r['p5_keyword']:.3f}; "
               f"top-1/popularity prior {r['p5_prior']:.3f}")
         misses = [f"{x['id']} (as {x['predicted']})" for x in r["rows"] if not x["modality_ok"]]
