@@ -351,3 +351,15 @@ def test_cli_says_when_it_is_unsure_of_the_modality():
     assert "Unsure of the modality: image" in out.output and "pass --modality" in out.output
     sure = CliRunner().invoke(cli, ["recommend", "detect pneumonia in chest X-rays", "--top", "2"])
     assert "Unsure" not in sure.output
+
+
+def test_video_tasks_rank_video_models_before_frame_level_image_backbones():
+    rec = zoo.recommend("Kinetics-400 action recognition", top_k=8)
+    mods = [c.record.modality for c in rec.candidates]
+    assert rec.understanding.modality == "video" and mods[0] == "video" and "image" in mods
+    first_image = mods.index("image")
+    assert set(mods[:first_image]) == {"video"} and set(mods[first_image:]) == {"image"}
+    image = rec.candidates[first_image]
+    assert image.score > rec.candidates[0].score  # tiered, not outscored: the image model scores higher
+    assert "after every video model" in image.reason
+    assert "after every" not in rec.candidates[0].reason

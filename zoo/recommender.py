@@ -52,6 +52,9 @@ SERVES: dict[str, tuple[str, ...]] = {
     "video": ("video", "image"),
     "multimodal": ("multimodal",),
 }
+# Of those, the ones that are only a stand-in, ranked after every native candidate: an image backbone
+# scores single frames of a video and cannot model motion, however high its ImageNet top-1.
+FALLBACK: dict[str, tuple[str, ...]] = {"video": ("image",)}
 
 
 @dataclass
@@ -430,6 +433,8 @@ def fuse(components: dict[str, float], weights: dict[str, float] = WEIGHTS) -> f
 
 def reason_for(rec: ModelRecord, comp: dict[str, float], understanding: TaskUnderstanding) -> str:
     parts = []
+    if rec.modality in FALLBACK.get(understanding.modality, ()):
+        parts.append(f"{rec.modality} backbone for a {understanding.modality} task, after every {understanding.modality} model")
     hits = [d for d in understanding.domains if d in rec.domains]
     if hits:
         parts.append("pretrained for " + ", ".join(hits))
@@ -541,7 +546,7 @@ def recommend(
     cols, cosines = state.columns_and_cosines(q, kept)
     mat = component_matrix(cols, cosines, und, max_params=max_params)
     fused = mat[:, [COMPONENTS.index(name) for name in weights]] @ np.array(list(weights.values()), dtype=float)
-    order = np.lexsort((cols.ids, -fused))
+    order = np.lexsort((cols.ids, -fused, np.isin(cols.modality, FALLBACK.get(und.modality, ()))))
 
     def candidate(i: int) -> Candidate:
         comp = dict(zip(COMPONENTS, map(float, mat[i]), strict=True))
