@@ -240,6 +240,29 @@ def calibrate(powers=None) -> float:
     return best
 
 
+OUT_OF_SCOPE = ROOT / "benchmarks" / "tasks" / "out_of_scope.yaml"
+
+
+def scope() -> None:
+    """Out-of-scope flag (``understand.SCOPE_MARGIN``, fixed before this set was run): how many of the
+    out-of-scope tasks in ``out_of_scope.yaml`` (written blind: tabular, time series, 3D, graphs, ...)
+    it flags, and how many in-scope tasks it flags wrongly (that file's near-misses and every description)."""
+    oos = yaml.safe_load(OUT_OF_SCOPE.read_text())["tasks"]
+    flagged = {t["id"]: recommend(t["text"], top_k=1).understanding.out_of_scope for t in oos}
+    out = [t for t in oos if not t["in_scope"]]
+    near = [t for t in oos if t["in_scope"]]
+    hits = [t for t in out if flagged[t["id"]]]
+    print(f"out of scope: {len(hits)} of {len(out)} flagged")
+    for kind in dict.fromkeys(t["kind"] for t in out):
+        of = [t for t in out if t["kind"] == kind]
+        print(f"  {kind}: {sum(1 for t in of if flagged[t['id']])} of {len(of)}")
+    wrong = [t["id"] for t in near if flagged[t["id"]]]
+    print(f"in-scope near-misses flagged: {len(wrong)} of {len(near)} {wrong}")
+    described = load_tasks()
+    wrong = [t["id"] for t in described if recommend(t["text"], top_k=1).understanding.out_of_scope]
+    print(f"in-scope descriptions flagged: {len(wrong)} of {len(described)} {wrong}")
+
+
 def cold_cli(runs: int = 5) -> dict:
     zoo = str(Path(sys.executable).with_name("zoo"))
     env = dict(os.environ, ZOO_DB=str(Path(tempfile.mkdtemp()) / "none.db"))
@@ -360,6 +383,7 @@ def main() -> None:
     ap.add_argument("--no-dataset-names", action="store_true", help="ignore datasets named in the task")
     ap.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     ap.add_argument("--quality-only", action="store_true", help="skip the speed measurements")
+    ap.add_argument("--scope", action="store_true", help="the out-of-scope flag on out_of_scope.yaml")
     ap.add_argument("--calibrate", action="store_true",
                     help="fit the power on the modality posterior, leave-one-writer-out")
     ap.add_argument("--writer-cv", action="store_true",
@@ -381,6 +405,9 @@ def main() -> None:
         return
     if args.calibrate:
         calibrate()
+        return
+    if args.scope:
+        scope()
         return
     results = {}
     for split in args.splits:

@@ -363,3 +363,23 @@ def test_video_tasks_rank_video_models_before_frame_level_image_backbones():
     assert image.score > rec.candidates[0].score  # tiered, not outscored: the image model scores higher
     assert "after every video model" in image.reason
     assert "after every" not in rec.candidates[0].reason
+
+
+@pytest.mark.parametrize(("task", "kind"), [
+    ("forecast electricity demand from hourly meter readings", "time series"),
+    ("predict customer churn from a table of account features", "tabular data"),
+    ("classify 3D point clouds from lidar", "3D data"),
+])
+def test_a_task_on_data_no_model_reads_is_flagged(task, kind):
+    u = zoo.recommend(task, top_k=2).understanding
+    assert u.out_of_scope == kind
+    assert "no model in the registry reads" in u.scope_warning() and u.doubt() is None
+    out = CliRunner().invoke(cli, ["recommend", task, "--top", "2"])
+    assert out.exit_code == 0 and "Out of scope? This reads like a task on " + kind in out.output
+    assert zoo.recommend(task, top_k=2, modality="text").understanding.out_of_scope is None  # the user decided
+
+
+def test_in_scope_tasks_are_not_flagged():
+    for task in ("detect pneumonia in chest X-rays", "sort my bank statement lines into spending categories",
+                 "EMNIST balanced (47 classes)", "recognise machine faults from the sound of the motor"):
+        assert zoo.recommend(task, top_k=1).understanding.scope_warning() is None, task

@@ -141,6 +141,39 @@ DOMAIN_PHRASES: dict[str, list[str]] = {
     ],
 }
 
+# Inputs no registry model reads. A task nearest to one of these, by a margin, is flagged: the list it
+# gets is only the nearest in-scope match. Written from general knowledge of each kind of data.
+OUT_OF_SCOPE_PHRASES: dict[str, list[str]] = {
+    "tabular data": [
+        "predict a column from rows of a spreadsheet", "tabular data with numeric and categorical features",
+        "customer records in a database table", "structured data in CSV columns",
+        "credit scoring from applicant attributes", "churn prediction from account features",
+    ],
+    "time series": [
+        "forecast future values of a time series", "sensor readings over time", "predict demand from past hourly data",
+        "anomaly detection in monitoring metrics", "accelerometer and gyroscope signals from a wearable",
+        "stock price history", "ECG and EEG waveforms",
+    ],
+    "3D data": [
+        "classify 3D point clouds", "lidar scans", "meshes and CAD models", "voxel grids of 3D shapes",
+        "depth maps and 3D reconstruction",
+    ],
+    "graphs and molecules": [
+        "predict properties of molecules", "a graph neural network on a social network", "SMILES strings of compounds",
+        "knowledge graph link prediction", "drug-target interactions and chemical structures",
+    ],
+    "biological sequences": [
+        "DNA and RNA sequences", "protein amino acid sequences", "genome variants and gene expression",
+    ],
+    "user-item interactions": [
+        "recommend products from users' click history", "collaborative filtering of ratings",
+        "next-item prediction from sessions",
+    ],
+    "control": [
+        "train an agent to play a game", "a robot control policy learned from rewards", "reinforcement learning",
+    ],
+}
+
 # Domains whose models are specific to one modality: a text task never gets image-only tags.
 DOMAIN_MODALITIES: dict[str, tuple[str, ...]] = {
     "natural-images": ("image", "video", "multimodal"),

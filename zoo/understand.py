@@ -48,6 +48,11 @@ NAMED_SECONDARY = 0.5
 MODALITY_CALIBRATION = 0.6
 # Below this confidence the output says the modality is uncertain and names the runner-up.
 UNSURE_BELOW = 0.7
+# Out of scope: a task whose best out-of-scope phrase kind (prototypes.OUT_OF_SCOPE_PHRASES, the mean
+# of its 2 best phrases) beats the best modality or domain phrase by more than this cosine margin is
+# flagged, unless it names a known dataset (all of which are in scope) or its modality was given.
+# Chosen on 16 hand-written out-of-scope tasks and the 327 in-scope descriptions (none above 0.062).
+SCOPE_MARGIN = 0.10
 # Base rates: a task is multimodal (or video) only when it clearly names both sides (or motion).
 MODALITY_PRIOR = {"image": 1.0, "text": 1.0, "audio": 1.0, "video": 0.5, "multimodal": 0.5}
 
@@ -62,10 +67,18 @@ class TaskUnderstanding:
     modality_scores: dict[str, float] = field(default_factory=dict)
     domain_scores: dict[str, float] = field(default_factory=dict)  # every compatible tag
     datasets: list[str] = field(default_factory=list)  # known datasets the task names, as evidence
+    out_of_scope: str | None = None  # the kind of input no registry model reads, when the task reads as one
+
+    def scope_warning(self) -> str | None:
+        if self.out_of_scope is None:
+            return None
+        return (f"Out of scope? This reads like a task on {self.out_of_scope}, which no model in the registry reads "
+                f"(it holds {', '.join(vocab.MODALITIES)} backbones); the list is only the nearest match in "
+                "scope. If the input is one of those, describe it or pass --modality.")
 
     def doubt(self) -> str | None:
         """A line for an inferred modality below UNSURE_BELOW: the runner-up, and how to choose it."""
-        if self.modality_given or self.modality_confidence >= UNSURE_BELOW:
+        if self.modality_given or self.out_of_scope or self.modality_confidence >= UNSURE_BELOW:
             return None
         other = max((m for m in self.modality_scores if m != self.modality), key=self.modality_scores.__getitem__)
         return (f"Unsure of the modality: {self.modality} {self.modality_confidence:.0%}, {other} "
@@ -86,6 +99,8 @@ def phrase_items() -> list[tuple[str, str]]:
     for d, phrases in prototypes.DOMAIN_PHRASES.items():
         items.append((f"phrase:domain:{d}:def", vocab.DOMAINS[d]))
         items += [(f"phrase:domain:{d}:{i}", p) for i, p in enumerate(phrases)]
+    for kind, phrases in prototypes.OUT_OF_SCOPE_PHRASES.items():
+        items += [(f"phrase:scope:{kind}:{i}", p) for i, p in enumerate(phrases)]
     return items
 
 
@@ -155,6 +170,13 @@ class Understander:
         mpost = joint.sum(axis=1) ** MODALITY_CALIBRATION
         mpost = mpost / mpost.sum()
         given = modality is not None
+        scope = None
+        if not given and not named:
+            kinds = list(prototypes.OUT_OF_SCOPE_PHRASES)
+            oos = self._scores(q, "scope", kinds, top=2)
+            inside = max(self._scores(q, "modality", mods, top=2).max(), self._scores(q, "domain", doms, top=1).max())
+            if oos.max() - inside > SCOPE_MARGIN:
+                scope = kinds[int(oos.argmax())]
         chosen = modality if given else mods[int(np.argmax(mpost))]
         row = joint[mods.index(chosen)] if chosen in mods else dprob_all
         dprob = row / row.sum() if row.sum() > 0 else dprob_all
@@ -170,6 +192,7 @@ class Understander:
             modality_scores={m: float(p) for m, p in zip(mods, mpost, strict=True)},
             domain_scores={doms[i]: float(dprob[i]) for i in order},
             datasets=[d.name for d in named],
+            out_of_scope=scope,
         )
 
 

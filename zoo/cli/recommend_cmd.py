@@ -40,8 +40,7 @@ def _api_kwargs(kw: dict) -> dict:
 def _understanding_lines(rec) -> list[str]:
     u = rec.understanding
     lines = [f"Task: {rec.task}", f"Understood as: {u.summary()}"]
-    if doubt := u.doubt():
-        lines.append(doubt)
+    lines += [line for line in (u.scope_warning(), u.doubt()) if line]
     applied = [c for c in rec.constraints if c.name != "modality" or u.modality_given]
     if applied:
         lines.append("Constraints: " + "; ".join(
