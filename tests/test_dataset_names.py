@@ -209,3 +209,30 @@ def test_counts_per_modality_are_reasonable():
     per = collections.Counter(ds.modality for ds in DATASETS)
     assert all(per[m] >= 20 for m in vocab.MODALITIES), per
     assert all(re.fullmatch(r"\S(.*\S)?", n) for ds in DATASETS for n in ds.names)  # no stray whitespace
+
+
+def test_pretraining_vocabulary_agrees_with_the_lexicon():
+    """Where a pretraining dataset of zoo.vocab is also a known dataset, both name the same thing: the
+    lexicon entry found in its description has the modality of the registry models pretrained on it."""
+    import json
+    import sqlite3
+    from collections import Counter
+    from pathlib import Path
+
+    db = Path(__file__).resolve().parent.parent / "registry.db"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    modalities: dict[str, Counter] = {}
+    for modality, data in conn.execute("SELECT modality, pretraining_data FROM models"):
+        for key in json.loads(data or "[]"):
+            modalities.setdefault(key, Counter())[modality] += 1
+    both = {"mimic-cxr"}  # chest X-rays and their reports: report encoders are text models
+    checked = 0
+    for key, description in vocab.PRETRAINING_DATA.items():
+        named = find(description)
+        if not named or key not in modalities or key in both:
+            continue
+        checked += 1
+        # image-text collections also pretrain image towers; everything else must agree exactly
+        allowed = {named[0].modality} | ({"image"} if named[0].modality == "multimodal" else set())
+        assert set(modalities[key]) <= allowed | {"multimodal"}, (key, named[0].name, modalities[key])
+    assert checked >= 30

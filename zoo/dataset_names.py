@@ -54,6 +54,7 @@ DATASETS: tuple[KnownDataset, ...] = (
     _k("ImageNet-1k", IMG, "natural-images", "ImageNet|ILSVRC|ILSVRC-2012|ImageNet-2012|ILSVRC2012_img"),
     _k("ImageNet-21k", IMG, "natural-images", "ImageNet-21k-P|ImageNet21K winter"),
     _k("ImageNet-22k", IMG, "natural-images"),
+    _k("ImageNet-12k", IMG, "natural-images"),
     _k("ImageNet-V2", IMG, "natural-images", "ImageNetV2 matched frequency"),
     _k("ImageNet-A", IMG, "natural-images", "Natural Adversarial Examples"),
     _k("ImageNet-C", IMG, "natural-images", "ImageNet-Corruptions|ImageNet-C-bar"),
@@ -780,6 +781,7 @@ DATASETS: tuple[KnownDataset, ...] = (
     # ---- multimodal: audio-text ----
     _k("Clotho", MM, "environmental-audio", "Clotho v2|Clotho-AQA"),
     _k("AudioCaps", MM, "environmental-audio", "Audio Caps"),
+    _k("LAION-Audio-630K", MM, "environmental-audio music", "LAION-Audio"),
     _k("WavCaps", MM, "environmental-audio"),
     # ---- multimodal: video-text ----
     _k("MSR-VTT", MM, "web-image-text natural-images", "MSRVTT|MSR-VTT-QA"),
