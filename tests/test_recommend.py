@@ -383,3 +383,10 @@ def test_in_scope_tasks_are_not_flagged():
     for task in ("detect pneumonia in chest X-rays", "sort my bank statement lines into spending categories",
                  "EMNIST balanced (47 classes)", "recognise machine faults from the sound of the motor"):
         assert zoo.recommend(task, top_k=1).understanding.scope_warning() is None, task
+
+
+def test_explain_says_why_a_higher_scoring_frame_model_ranks_after_the_video_models():
+    out = CliRunner().invoke(cli, ["explain", "timm:resnet50.a1_in1k", "Kinetics-400 action recognition"])
+    assert out.exit_code == 0, out.output
+    assert "above the top pick yet ranks after it" in out.output and "after every video model" in out.output
+    assert "below the top pick" not in out.output

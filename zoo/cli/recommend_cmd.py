@@ -254,6 +254,9 @@ def explain(model_id, task, as_json, **kw) -> None:
         click.echo(f"{cand.id} is excluded: {cand.failed_constraint}.")
     elif best is not None and best.id == cand.id:
         click.echo(f"{cand.id} is the top pick: {cand.reason}.")
+    elif best is not None and cand.score >= best.score:  # ranked after its betters by kind (a video task's image models)
+        click.echo(f"{cand.id} scores {cand.score - best.score:.3f} above the top pick yet ranks after it. It: "
+                   f"{cand.reason}.")
     elif best is not None:
         gaps = sorted(COMPONENTS, key=lambda k: rec.weights[k] * (cand.components[k] - best.components[k]))
         worst = gaps[0]
