@@ -161,10 +161,16 @@ class Understander:
         mprob = mprob * np.array([MODALITY_PRIOR[m] for m in mods])
         doms = list(prototypes.DOMAIN_PHRASES)
         dprob_all = _softmax(self._scores(q, "domain", doms, top=1), DOMAIN_TEMPERATURE)
+        dprob_out = dprob_all  # the domain evidence behind the reported tags (below)
         named = dataset_names.find(text) if NAMED_MIX else []
         if named:
             mprob = _mix(mprob, _named_share(named, mods, by_domain=False))
-            dprob_all = _mix(dprob_all, _named_share(named, doms, by_domain=True))
+            share = _named_share(named, doms, by_domain=True)
+            dprob_all = _mix(dprob_all, share)
+            # The tags reported give a named dataset's main tag the whole named share ("MNIST" is
+            # handwriting before it is low-resolution); the modality keeps the mixture above, because
+            # moving domain mass there also moves the modality posterior.
+            dprob_out = _mix(dprob_out, share, by_max=True)
         compat = np.array([[_compat(m, d) for d in doms] for m in mods])  # (modalities, domains)
         joint = mprob[:, None] * dprob_all[None, :] * compat
         mpost = joint.sum(axis=1) ** MODALITY_CALIBRATION
@@ -178,8 +184,8 @@ class Understander:
             if oos.max() - inside > SCOPE_MARGIN:
                 scope = kinds[int(oos.argmax())]
         chosen = modality if given else mods[int(np.argmax(mpost))]
-        row = joint[mods.index(chosen)] if chosen in mods else dprob_all
-        dprob = row / row.sum() if row.sum() > 0 else dprob_all
+        row = (mprob[mods.index(chosen)] * dprob_out * compat[mods.index(chosen)]) if chosen in mods else dprob_out
+        dprob = row / row.sum() if row.sum() > 0 else dprob_out
         order = [i for i in np.argsort(-dprob) if compat[mods.index(chosen), i] > 0]
         best = dprob[order[0]]
         inferred = {doms[i]: float(dprob[i]) for i in order[:MAX_DOMAINS] if dprob[i] >= DOMAIN_KEEP_RATIO * best}
@@ -196,10 +202,14 @@ class Understander:
         )
 
 
-def _mix(p: np.ndarray, named: np.ndarray) -> np.ndarray:
-    """``p`` and the named datasets' weights, both normalised, mixed NAMED_MIX to the named side."""
+def _mix(p: np.ndarray, named: np.ndarray, *, by_max: bool = False) -> np.ndarray:
+    """``p`` (normalised) mixed NAMED_MIX to the named datasets' weights, which are scaled to sum 1, or
+    with ``by_max`` to a largest weight of 1 (a main tag then keeps the whole share); renormalised."""
     p = p / p.sum()
-    return p if not named.sum() else (1 - NAMED_MIX) * p + NAMED_MIX * named / named.sum()
+    if not named.sum():
+        return p
+    mixed = (1 - NAMED_MIX) * p + NAMED_MIX * named / (named.max() if by_max else named.sum())
+    return mixed / mixed.sum()
 
 
 def _named_share(named: list[dataset_names.KnownDataset], keys: list[str], *, by_domain: bool) -> np.ndarray:
