@@ -51,6 +51,8 @@ HOLDOUT3 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout3.yaml"
 # A fifth (60), written blind by a sixth writer after holdout3 had been looked at, committed before its
 # first run: it reports the shipped method (the named-dataset mixture included) once; nothing is chosen on it.
 HOLDOUT4 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout4.yaml"
+# descriptions_holdout5.yaml (80, written blind on 2026-11-23) is deliberately NOT loaded: it is unread and
+# unrun. The next change to task understanding adds it here with a pre-registered rule, then runs it once.
 SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3", "holdout4")
 STOP = frozenset((  # noqa: SIM905
     "a an the of in on for to and or with my our we i is are be it that this from by as at which what "
