@@ -138,9 +138,8 @@ class Understander:
             self._rows.setdefault((kind, name), []).append(i)
         self._rows = {k: np.array(v) for k, v in self._rows.items()}
 
-    def _scores(self, q: np.ndarray, kind: str, names: list[str], top: int) -> np.ndarray:
-        """Per name, the mean of its ``top`` best phrase similarities to ``q``."""
-        sims = self.matrix @ q
+    def _scores(self, sims: np.ndarray, kind: str, names: list[str], top: int) -> np.ndarray:
+        """Per name, the mean of its ``top`` best phrase similarities (``sims``: every phrase's, to the task)."""
         return np.array([float(np.mean(np.sort(sims[self._rows[(kind, n)]])[::-1][:top])) for n in names])
 
     def understand(self, text: str, q: np.ndarray | None = None, *, modality: str | None = None,
@@ -152,15 +151,21 @@ class Understander:
         if q is None:
             q = self.embedder.encode([text])[0]
         mods = list(prototypes.MODALITY_PHRASES)
-        q_mod = q if q_modality is None else q_modality
-        mprob = _softmax(self._scores(q_mod, "modality", mods, top=2), MODALITY_TEMPERATURE)
+        sims = self.matrix @ q
+        by_modality = self._scores(sims, "modality", mods, top=2)  # the text as written: the scope check's
+        if q_modality is not None:
+            by_modality_evidence = self._scores(self.matrix @ q_modality, "modality", mods, top=2)
+        else:
+            by_modality_evidence = by_modality
+        mprob = _softmax(by_modality_evidence, MODALITY_TEMPERATURE)
         if cards:
             floor = min(cards.values())
             by_card = _softmax(np.array([cards.get(m, floor) for m in mods]), CARD_TEMPERATURE)
             mprob = mprob * by_card**CARD_WEIGHT
         mprob = mprob * np.array([MODALITY_PRIOR[m] for m in mods])
         doms = list(prototypes.DOMAIN_PHRASES)
-        dprob_all = _softmax(self._scores(q, "domain", doms, top=1), DOMAIN_TEMPERATURE)
+        by_domain = self._scores(sims, "domain", doms, top=1)
+        dprob_all = _softmax(by_domain, DOMAIN_TEMPERATURE)
         dprob_out = dprob_all  # the domain evidence behind the reported tags (below)
         named = dataset_names.find(text) if NAMED_MIX else []
         if named:
@@ -179,8 +184,8 @@ class Understander:
         scope = None
         if not given and not named:
             kinds = list(prototypes.OUT_OF_SCOPE_PHRASES)
-            oos = self._scores(q, "scope", kinds, top=2)
-            inside = max(self._scores(q, "modality", mods, top=2).max(), self._scores(q, "domain", doms, top=1).max())
+            oos = self._scores(sims, "scope", kinds, top=2)
+            inside = max(by_modality.max(), by_domain.max())
             if oos.max() - inside > SCOPE_MARGIN:
                 scope = kinds[int(oos.argmax())]
         chosen = modality if given else mods[int(np.argmax(mpost))]
