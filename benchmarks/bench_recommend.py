@@ -157,23 +157,36 @@ def tune() -> None:
     print("best on dev:", best)
 
 
+def _raw_posteriors(tasks: list[dict]):
+    """Per task, the modality posterior before calibration (``MODALITY_CALIBRATION`` = 1), the modality
+    names in its column order, the true modality's column, and the writer (dev + test are one)."""
+    import numpy as np
+
+    from zoo import understand
+    from zoo.prototypes import MODALITY_PHRASES
+
+    mods = list(MODALITY_PHRASES)
+    saved, understand.MODALITY_CALIBRATION = understand.MODALITY_CALIBRATION, 1.0
+    try:
+        raw = np.array([[recommend(t["text"], top_k=1).understanding.modality_scores[m] for m in mods] for t in tasks])
+    finally:
+        understand.MODALITY_CALIBRATION = saved
+    y = np.array([mods.index(t["modality"]) for t in tasks])
+    writer = np.array(["dev+test" if t["split"] in ("dev", "test") else t["split"] for t in tasks])
+    return raw, mods, y, writer
+
+
 def writer_cv(cs: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0), mixes: tuple[float, ...] = (0.3, 1.0)) -> None:
     """Would labelled descriptions teach the modality across writers? Leave one writer out (dev + test
     are one writer; each holdout set another): a logistic regression over the task embedding, fitted on
-    the other writers' descriptions, added in log space (times ``mix``) to the shipped posterior."""
+    the other writers' descriptions, added in log space (times ``mix``) to the uncalibrated posterior."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from zoo.prototypes import MODALITY_PHRASES
-
     tasks = load_tasks()
-    state = recommender.load_state()
-    mods = list(MODALITY_PHRASES)
-    q = state.embedder.encode([t["text"] for t in tasks])
-    logp = np.log(np.array([[recommend(t["text"], top_k=1).understanding.modality_scores[m] for m in mods]
-                            for t in tasks]) + 1e-6)
-    y = np.array([mods.index(t["modality"]) for t in tasks])
-    writer = np.array(["dev+test" if t["split"] in ("dev", "test") else t["split"] for t in tasks])
+    q = recommender.load_state().embedder.encode([t["text"] for t in tasks])
+    raw, mods, y, writer = _raw_posteriors(tasks)
+    logp = np.log(raw + 1e-6)
 
     def line(name: str, pred) -> None:
         per = ", ".join(f"{w} {np.mean(pred[writer == w] == y[writer == w]):.3f}" for w in dict.fromkeys(writer))
@@ -198,17 +211,9 @@ def calibrate(powers=None) -> float:
     import numpy as np
 
     from zoo import understand
-    from zoo.prototypes import MODALITY_PHRASES
 
     powers = np.round(np.arange(0.05, 1.01, 0.05), 2) if powers is None else np.asarray(powers)
-    saved = understand.MODALITY_CALIBRATION
-    understand.MODALITY_CALIBRATION = 1.0
-    tasks = load_tasks()
-    mods = list(MODALITY_PHRASES)
-    raw = np.array([[recommend(t["text"], top_k=1).understanding.modality_scores[m] for m in mods] for t in tasks])
-    understand.MODALITY_CALIBRATION = saved
-    y = np.array([mods.index(t["modality"]) for t in tasks])
-    writer = np.array(["dev+test" if t["split"] in ("dev", "test") else t["split"] for t in tasks])
+    raw, _, y, writer = _raw_posteriors(load_tasks())
 
     def post(a: float, rows) -> np.ndarray:
         p = np.clip(raw[rows], 1e-12, None) ** a
