@@ -219,3 +219,27 @@ def test_env_var_picks_the_model(monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_EMBED_MODEL", str(tmp_path / "missing"))
     with pytest.raises(EmbedError, match="does not exist"):
         get_embedder()
+
+
+def test_query_chunks_keep_sentences_whole_and_within_budget():
+    from zoo.embed import query_chunks
+
+    text = "First sentence is here. Thanks! " + " ".join(f"w{i}" for i in range(25)) + ". Last one; with a clause."
+    parts = query_chunks(text, budget=10)
+    assert parts[0] == "First sentence is here. Thanks!"  # a two-word sentence joins the one before
+    assert all(len(p.split()) <= 10 for p in parts)
+    assert " ".join(parts).split() == text.split()  # nothing lost, nothing reordered
+
+
+def test_a_long_query_is_not_truncated(use_cache):
+    emb = get_embedder()
+    short = "bird songs recorded by garden microphones"
+    assert np.allclose(emb.encode_query(short), emb.encode([short])[0])  # what fits is encoded as it is
+    padding = "The budget was approved after a long meeting with the whole team. " * 40
+    plain = emb.encode([padding + short])[0]  # the encoder alone never reads the end
+    assert np.allclose(plain, emb.encode([padding])[0], atol=1e-3)
+    ref = emb.encode(["classify sound recordings", "classify images", "classify text documents"])
+    for reference in (None, ref):
+        long = emb.encode_query(padding + short, reference)
+        assert abs(np.linalg.norm(long) - 1) < 1e-5
+        assert long @ emb.encode([short])[0] > plain @ emb.encode([short])[0] + 0.05

@@ -147,3 +147,26 @@ def test_real_dialogue_corpora(folder, code, use_library):
     assert guess.code == code and guess.confidence > 0.8
     warn = zl.language_warning(OFFLINE["local:all-MiniLM-L6-v2"], guess)
     assert (warn is None) == (code == "en")
+
+
+DESCRIBER = "sentence-transformers/all-MiniLM-L6-v2@c4a57a7f2011"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Klassifiziere Röntgenbilder der Lunge nach Lungenentzündung", "German (de)"),
+    ("détecter la pneumonie sur des radiographies", "French (fr)"),
+    ("классифицировать отзывы клиентов по тональности", "Russian (ru)"),
+    ("肺炎のX線画像を分類", "Han script"),  # too few letters for a language, the script is enough
+])
+def test_a_description_the_describer_cannot_read_is_named(text, expected):
+    assert zl.description_language(text, DESCRIBER) == expected
+    assert zl.description_language(text, "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2") is None
+
+
+@pytest.mark.parametrize("text", [
+    "detect pneumonia in chest X-rays",  # py3langid alone: Latin
+    "tell which famous painter made a picture hanging in a museum",  # the stop-word count alone: Italian
+    "speaker verification, VoxCeleb1-O EER", "MNIST", "???",
+])
+def test_short_english_descriptions_are_not_named(text):
+    assert zl.description_language(text, DESCRIBER) is None

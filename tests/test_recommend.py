@@ -157,8 +157,9 @@ def test_load_best_backbone_offline():
 
 
 def test_bad_input():
-    with pytest.raises(UsageError, match="Describe the task"):
-        zoo.recommend("   ")
+    for nothing in ("   ", "???", "-- !"):
+        with pytest.raises(UsageError, match="Describe the task"):
+            zoo.recommend(nothing)
     with pytest.raises(UsageError, match="data"):
         zoo.recommend("x-ray", data="somewhere")
     with pytest.raises(UsageError, match="modality"):
@@ -403,3 +404,29 @@ def test_a_named_datasets_main_tag_leads_the_domains_without_moving_the_modality
     v = zoo.recommend("MNIST", top_k=3).understanding
     assert v.modality_scores == pytest.approx(u.modality_scores) and next(iter(v.domains)) != "handwriting"
 
+
+
+def test_a_description_in_another_language_says_so_everywhere(tmp_path):
+    task = "Klassifiziere Röntgenbilder der Lunge nach Lungenentzündung"
+    rec = zoo.recommend(task, top_k=2)
+    assert rec.understanding.language == "German (de)"
+    assert any("German (de)" in line and "English" in line for line in rec.understanding.notes())
+    assert zoo.recommend("detect pneumonia in chest X-rays", top_k=2).understanding.language is None
+    out = CliRunner().invoke(cli, ["recommend", task, "--top", "2"])
+    assert out.exit_code == 0, out.output
+    assert "The description is in German (de)" in out.output
+    shown = CliRunner().invoke(cli, ["runs", "show", "latest"])
+    assert "The description is in German (de)" in shown.output
+    js = CliRunner().invoke(cli, ["recommend", task, "--top", "2", "--json"])
+    assert json.loads(js.output)["understanding"]["language"] == "German (de)"
+
+
+def test_a_long_brief_is_read_to_its_end():
+    background = " ".join(["Our team is small and the budget was approved last month after a long wait."] * 30)
+    task = "We need to recognise which bird species is singing in recordings from garden microphones."
+    assert len(background.split()) > 300  # far past the encoder's 256 word pieces
+    rec = zoo.recommend(f"{background} {task}", top_k=3)
+    assert rec.understanding.modality == "audio"
+    out = CliRunner().invoke(cli, ["recommend", f"{background} {task}", "--top", "1"])
+    task_line = next(line for line in out.output.splitlines() if line.startswith("Task: "))
+    assert len(task_line) < 320 and task_line.endswith("…")

@@ -25,6 +25,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -313,12 +314,63 @@ class Embedder:
     dim: int
     backend: str
     folder: Path
+    max_seq_length: int = 256  # word pieces the encoder reads; the rest of a longer text is cut off
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.model_id} dim={self.dim} backend={self.backend}>"
+    def encode_query(self, text: str, reference: np.ndarray | None = None) -> np.ndarray:
+        """One unit vector for a task description of any length.
+
+        The encoder reads only its first ``max_seq_length`` word pieces, so a pasted project brief would
+        lose its end without a word said. A text of more than half that many words (English averages
+        about 1.3 word pieces a word, jargon and numbers more) is read sentence by sentence instead, and
+        the sentence embeddings are averaged. A brief is mostly background (the team, the budget, the
+        deadline): with ``reference`` (unit rows that describe tasks, such as the understanding phrases),
+        each sentence weighs ``exp(s / QUERY_TEMPERATURE)``, ``s`` its best cosine to them, so the
+        sentences that say what the model must do carry the average. A text that fits is encoded as it is.
+        """
+        budget = max(16, self.max_seq_length // 2)
+        if len(text.split()) <= budget:
+            return self.encode([text])[0]
+        parts = query_chunks(text, budget)
+        vecs = self.encode(parts)
+        if reference is None or not len(reference):
+            weights = np.array([len(p.split()) for p in parts], dtype=np.float32)
+            return _normalize((weights @ vecs)[None, :])[0]
+        best = (vecs @ reference.T).max(axis=1)
+        if QUERY_MODE == "extract":
+            keep, words = [], 0
+            for i in np.argsort(-best, kind="stable"):
+                n = len(parts[i].split())
+                if best[i] < best.max() - QUERY_DELTA or (keep and words + n > budget):
+                    continue
+                keep.append(i)
+                words += n
+            return self.encode([" ".join(parts[i] for i in sorted(keep))])[0]
+        weights = np.exp((best - best.max()) / QUERY_TEMPERATURE).astype(np.float32)
+        return _normalize((weights @ vecs)[None, :])[0]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n\s*\n")
+QUERY_TEMPERATURE = 0.05
+QUERY_MODE = "extract"
+QUERY_DELTA = 0.1
+_MIN_PART_WORDS = 4  # "Thanks!" or "Here goes." is no sentence of its own: it joins the one before
+
+
+def query_chunks(text: str, budget: int) -> list[str]:
+    """``text`` as its sentences, each of at most ``budget`` words (a longer one is split between words);
+    a sentence of fewer than _MIN_PART_WORDS words joins the previous one."""
+    parts: list[list[str]] = []
+    for sentence in _SENTENCE_END.split(text):
+        words = sentence.split()
+        for piece in (words[i:i + budget] for i in range(0, len(words), budget)):
+            if parts and len(piece) < _MIN_PART_WORDS and len(parts[-1]) + len(piece) <= budget:
+                parts[-1] += piece
+            else:
+                parts.append(piece)
+    return [" ".join(p) for p in parts if p]
 
 
 def _check_texts(texts: Sequence[str] | str) -> list[str]:
@@ -413,6 +465,7 @@ class OnnxEmbedder(Embedder):
         self._output = session.get_outputs()[0].name
         self.tokenizer, self._pad_id = _load_tokenizer(spec)
         self.dim = spec.dim
+        self.max_seq_length = spec.max_seq_length
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         texts = _check_texts(texts)
@@ -444,6 +497,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.model = SentenceTransformer(str(folder))
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim() or self.model.encode(["x"]).shape[1])
+        self.max_seq_length = int(getattr(self.model, "max_seq_length", None) or 256)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         texts = _check_texts(texts)

@@ -47,8 +47,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LanguageGuess", "ModelLanguages", "detect_language", "language_name", "language_warning",
-           "model_languages"]
+__all__ = ["LanguageGuess", "ModelLanguages", "description_language", "detect_language", "language_name",
+           "language_warning", "model_languages"]
 
 MOSTLY = 0.5  # warn when at least this share of the text is in languages the encoder does not cover
 _CHUNK_LETTERS = 100
@@ -320,3 +320,31 @@ def language_warning(record: Any, texts: Sequence[str] | str | LanguageGuess) ->
             f"{language_name(main)}{other}), but {record.id} was trained on {trained} text only{how}: its "
             "vocabulary covers few of their words and its features transfer poorly; consider a multilingual "
             "encoder (`zoo search --domain multilingual --modality text`)")
+
+
+def description_language(text: str, embed_model_id: str) -> str | None:
+    """The language of a task description, named for the user ("French (fr)", "Han script"), when the
+    sentence encoder that reads descriptions (``embed_model_id``) was not trained on it; else None.
+
+    A description is a sentence or two, and on so little text each detector errs on its own: py3langid
+    reads "detect pneumonia in chest X-rays" as Latin, the stop-word count reads "a picture hanging in a
+    museum" as Italian. So a Latin-script language is named only when both agree, and the library (about
+    0.2 s to import) is consulted only after the stop-word count has named a language other than English.
+    A description mostly in another script needs no detector.
+    """
+    from types import SimpleNamespace
+
+    langs = model_languages(SimpleNamespace(id=embed_model_id, extra={}, domains=(), description=""))
+    if langs.multilingual or not langs.codes:
+        return None
+    quick = detect_language(text, use_library=False)
+    if quick.script and quick.script != "Latin":
+        if quick.code in langs.codes:
+            return None
+        return f"{language_name(quick.code)} ({quick.code})" if quick.code != "und" else f"{quick.script} script"
+    if quick.code in ("und", *langs.codes):
+        return None
+    full = detect_language(text)
+    if full.method == "py3langid" and full.code != quick.code:
+        return None
+    return f"{language_name(quick.code)} ({quick.code})"

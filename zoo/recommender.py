@@ -498,7 +498,7 @@ def recommend(
     from zoo import vocab
 
     t0 = time.perf_counter()
-    if not task or not task.strip():
+    if not task or not any(ch.isalnum() for ch in task):
         raise UsageError('Describe the task in words, e.g. zoo recommend "detect pneumonia in chest X-rays".')
     if probe_top and data is None:
         raise UsageError("--probe-top needs --data: the probe trains on your labelled sample.")
@@ -525,7 +525,7 @@ def recommend(
         for i in ids:
             state.registry.get(i)  # raises UnknownModel with suggestions
 
-    q = state.embedder.encode([task])[0]
+    q = state.embedder.encode_query(task, state.understander.matrix)
     pool = state.pool(q, ids)
     und = _understand(state, task, q, pool, modality)
     kept, applied, _ = apply_constraints(
@@ -619,14 +619,17 @@ def _group_ranked(groups: np.ndarray, room: int, lead: Callable[[int], Candidate
 
 def _understand(state: _State, task: str, q: np.ndarray, pool: Sequence[ModelRecord],
                 modality: str | None) -> TaskUnderstanding:
+    from zoo.language import description_language
     from zoo.understand import card_evidence, modality_text
 
     q_mod = None
     if modality is None and (alt := modality_text(task)) is not None:
-        q_mod = state.embedder.encode([alt])[0]
+        q_mod = state.embedder.encode_query(alt, state.understander.matrix)
     cols, cosines = state.columns_and_cosines(q if q_mod is None else q_mod, pool)
-    return state.understander.understand(task, q, modality=modality, cards=card_evidence(cols.modality, cosines),
-                                         q_modality=q_mod)
+    und = state.understander.understand(task, q, modality=modality, cards=card_evidence(cols.modality, cosines),
+                                        q_modality=q_mod)
+    und.language = description_language(task, state.embedder.model_id)
+    return und
 
 
 def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recommendation]:
@@ -635,7 +638,7 @@ def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recomm
     state = load_state(options.get("db"), embed_model=options.get("embed_model"))
     target = state.registry.get(model_id)
     # Components are relative to the candidate set: score the target inside the constrained pool.
-    q = state.embedder.encode([task])[0]
+    q = state.embedder.encode_query(task, state.understander.matrix)
     pool = state.pool(q, None)
     if all(r.id != target.id for r in pool):
         pool = [*pool, target]

@@ -157,6 +157,7 @@ class StoredRun:
             modality_given=bool(und.get("modality_given")), domains=dict(und.get("domains") or {}),
             modality_scores=dict(und.get("modality_scores") or {}), domain_scores=dict(und.get("domain_scores") or {}),
             datasets=list(und.get("datasets") or []), out_of_scope=und.get("out_of_scope"),
+            language=und.get("language"),
         )
         cons = [Constraint(c["name"], c.get("value"), int(c.get("remaining") or 0), int(c.get("excluded") or 0),
                            int(c.get("excluded_unknown") or 0)) for c in d.get("constraints") or []]

@@ -68,6 +68,7 @@ class TaskUnderstanding:
     domain_scores: dict[str, float] = field(default_factory=dict)  # every compatible tag
     datasets: list[str] = field(default_factory=list)  # known datasets the task names, as evidence
     out_of_scope: str | None = None  # the kind of input no registry model reads, when the task reads as one
+    language: str | None = None  # the description's language, when the description model was not trained on it
 
     def scope_warning(self) -> str | None:
         if self.out_of_scope is None:
@@ -75,6 +76,17 @@ class TaskUnderstanding:
         return (f"Out of scope? This reads like a task on {self.out_of_scope}, which no model in the registry reads "
                 f"(it holds {', '.join(vocab.MODALITIES)} backbones); the list is only the nearest match in "
                 "scope. If the input is one of those, describe it or pass --modality.")
+
+    def language_note(self) -> str | None:
+        if self.language is None:
+            return None
+        return (f"The description is in {self.language}, which the description model was not trained on: "
+                "the modality and domain tags above may be misread. Describe the task in English, or pass "
+                "--modality (and check the domain tags).")
+
+    def notes(self) -> list[str]:
+        """Every caveat on this understanding, one line each: scope, language, an unsure modality."""
+        return [line for line in (self.scope_warning(), self.language_note(), self.doubt()) if line]
 
     def doubt(self) -> str | None:
         """A line for an inferred modality below UNSURE_BELOW: the runner-up, and how to choose it."""
@@ -149,7 +161,7 @@ class Understander:
         ``cards``: :func:`card_evidence` of the registry's cards; a modality without cards counts as
         the weakest present. ``q_modality``: the embedding of :func:`modality_text`, when it differs."""
         if q is None:
-            q = self.embedder.encode([text])[0]
+            q = self.embedder.encode_query(text, self.matrix)
         mods = list(prototypes.MODALITY_PHRASES)
         sims = self.matrix @ q
         by_modality = self._scores(sims, "modality", mods, top=2)  # the text as written: the scope check's

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from zoo.cli import options as opt
-from zoo.cli.render import echo_extraction_plan, echo_json, fmt_params, table
+from zoo.cli.render import TASK_WIDTH, clip, echo_extraction_plan, echo_json, fmt_params, table
 
 COMPONENTS = ("domain_similarity", "domain_match", "quality", "popularity", "size_fit")
 SHORT = {"domain_similarity": "sim", "domain_match": "match", "quality": "quality", "popularity": "pop",
@@ -39,8 +39,7 @@ def _api_kwargs(kw: dict) -> dict:
 
 def _understanding_lines(rec) -> list[str]:
     u = rec.understanding
-    lines = [f"Task: {rec.task}", f"Understood as: {u.summary()}"]
-    lines += [line for line in (u.scope_warning(), u.doubt()) if line]
+    lines = [f"Task: {clip(rec.task, TASK_WIDTH)}", f"Understood as: {u.summary()}", *u.notes()]
     applied = [c for c in rec.constraints if c.name != "modality" or u.modality_given]
     if applied:
         lines.append("Constraints: " + "; ".join(

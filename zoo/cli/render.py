@@ -51,12 +51,15 @@ def fmt(v: Any, digits: int = 1) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], max_width: int = 48) -> str:
-    cells = [[str(h) for h in headers]] + [[_clip(str(c), max_width) for c in r] for r in rows]
+    cells = [[str(h) for h in headers]] + [[clip(str(c), max_width) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _clip(s: str, n: int) -> str:
+TASK_WIDTH = 300  # a pasted project brief is echoed only this far; the stored run keeps all of it
+
+
+def clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"

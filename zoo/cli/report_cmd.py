@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli import options as opt
-from zoo.cli.render import echo_json, fmt_params, table
+from zoo.cli.render import TASK_WIDTH, clip, echo_json, fmt_params, table
 
 RUN_ID_HELP = "RUN_ID is an id from `zoo runs list`, a unique prefix of one, or `latest`."
 
@@ -67,8 +67,10 @@ def show_cmd(run_id: str, db: str | None, as_json: bool) -> None:
         return
     u = run.understanding
     click.echo(f"Run {run.id} ({run.created_at})")
-    click.echo(f"Task: {run.task}")
+    click.echo(f"Task: {clip(run.task, TASK_WIDTH)}")
     click.echo(f"Understood as: {u.summary()}")
+    for line in u.notes():
+        click.echo(line)
     applied = [c for c in run.constraints if c.name != "modality" or u.modality_given]
     if applied:
         click.echo("Constraints: " + "; ".join(f"{c.name}={c.value} (-{c.excluded})" for c in applied))

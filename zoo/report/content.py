@@ -133,8 +133,7 @@ class _Builder:
         s.blocks.append(Para(f"As given: “{self.run.task}”"))
         how = "given with --modality" if u.modality_given else f"inferred, confidence {_pct(u.modality_confidence)}"
         s.blocks.append(Para(f"Understood as: modality **{u.modality}** ({how})."))
-        if warning := u.scope_warning():
-            s.blocks.append(Para(warning))
+        s.blocks += [Para(line) for line in u.notes()]
         if u.datasets:
             s.blocks.append(Para("The task names known datasets, taken as evidence for the modality and the "
                                  "domain tags: " + ", ".join(u.datasets) + "."))
