@@ -324,11 +324,12 @@ class Embedder:
 
         The encoder reads only its first ``max_seq_length`` word pieces, so a pasted project brief would
         lose its end without a word said. A text of more than half that many words (English averages
-        about 1.3 word pieces a word, jargon and numbers more) is read sentence by sentence instead, and
-        the sentence embeddings are averaged. A brief is mostly background (the team, the budget, the
-        deadline): with ``reference`` (unit rows that describe tasks, such as the understanding phrases),
-        each sentence weighs ``exp(s / QUERY_TEMPERATURE)``, ``s`` its best cosine to them, so the
-        sentences that say what the model must do carry the average. A text that fits is encoded as it is.
+        about 1.3 word pieces a word, jargon and numbers more) is read sentence by sentence instead. A
+        brief is mostly background (the team, the budget, the deadline), so with ``reference`` (unit rows
+        that describe tasks: the understanding phrases) the sentences within QUERY_DELTA of the best
+        cosine to them are kept, most task-like first, up to that many words, and encoded together in
+        their order; without it, the sentences' embeddings are averaged, weighted by words. A text that
+        fits is encoded as it is. ``bench_recommend.py --long-briefs`` chose this over a weighted mean.
         """
         budget = max(16, self.max_seq_length // 2)
         if len(text.split()) <= budget:
@@ -339,23 +340,18 @@ class Embedder:
             weights = np.array([len(p.split()) for p in parts], dtype=np.float32)
             return _normalize((weights @ vecs)[None, :])[0]
         best = (vecs @ reference.T).max(axis=1)
-        if QUERY_MODE == "extract":
-            keep, words = [], 0
-            for i in np.argsort(-best, kind="stable"):
-                n = len(parts[i].split())
-                if best[i] < best.max() - QUERY_DELTA or (keep and words + n > budget):
-                    continue
-                keep.append(i)
-                words += n
-            return self.encode([" ".join(parts[i] for i in sorted(keep))])[0]
-        weights = np.exp((best - best.max()) / QUERY_TEMPERATURE).astype(np.float32)
-        return _normalize((weights @ vecs)[None, :])[0]
+        keep, words = [], 0
+        for i in np.argsort(-best, kind="stable"):
+            n = len(parts[i].split())
+            if best[i] < best.max() - QUERY_DELTA or (keep and words + n > budget):
+                continue
+            keep.append(i)
+            words += n
+        return self.encode([" ".join(parts[i] for i in sorted(keep))])[0]
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n\s*\n")
-QUERY_TEMPERATURE = 0.05
-QUERY_MODE = "extract"
-QUERY_DELTA = 0.1
+QUERY_DELTA = 0.1  # cosine: chosen on four of the briefs in benchmarks/tasks/briefs.yaml, reported on four
 _MIN_PART_WORDS = 4  # "Thanks!" or "Here goes." is no sentence of its own: it joins the one before
 
 
