@@ -245,13 +245,12 @@ def test_card_evidence_is_the_best_cards_per_modality():
 
 
 @pytest.mark.parametrize(("task", "modality"), [
-    ("ICD-10 code prediction from MIMIC-III discharge summaries", "text"),
     ("dialogue state tracking on MultiWOZ-style task-oriented conversations", "text"),
     ("sketch-based image retrieval", "image"),
 ])
 def test_jargon_named_by_model_cards_decides_modality(task, modality, monkeypatch):
-    # Phrases alone read these as multimodal / audio / multimodal; the registry's cards know the jargon
-    # (MIMIC-III is also a named dataset: that evidence is switched off to see the cards' own).
+    # Phrases alone read these as audio / multimodal; the registry's cards know the jargon (MultiWOZ is
+    # also a named dataset: that evidence is switched off to see the cards' own).
     from zoo import understand
 
     monkeypatch.setattr(understand, "NAMED_MIX", 0.0)
