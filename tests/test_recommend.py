@@ -321,6 +321,29 @@ def test_a_named_dataset_decides_modality_and_domain(task, modality, domain, mon
     assert (v.modality, next(iter(v.domains))) != (modality, domain) and v.datasets == []
 
 
+@pytest.mark.parametrize(("task", "name"), [
+    ("zero-shot ImageNet classification from text prompts", "ImageNet"), ("COCO image captioning", "COCO")])
+def test_a_named_image_dataset_leaves_image_or_image_text_to_the_words(task, name, monkeypatch):
+    from zoo import understand
+
+    u = zoo.recommend(task, top_k=3).understanding
+    assert u.modality == "multimodal" and u.datasets
+    assert zoo.recommend(name, top_k=3).understanding.modality == "image"  # the bare name is still an image task
+    monkeypatch.setattr(understand, "JOINT_WITH_TEXT", ())  # the whole named share to the dataset's modality
+    assert zoo.recommend(task, top_k=3).understanding.modality == "image"
+
+
+def test_split_joint_moves_a_named_share_in_the_descriptions_proportion():
+    from zoo.understand import _split_joint
+
+    mods = ["image", "text", "audio", "video", "multimodal"]
+    share = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+    out = _split_joint(share, np.array([0.2, 0.1, 0.0, 0.1, 0.6]), mods)
+    assert np.allclose(out, [0.25, 0, 0, 0, 0.75]) and out.sum() == pytest.approx(1.0)
+    text_only = np.array([0.0, 1.0, 0.0, 0.0, 0.0])  # a text dataset's share stays where it is
+    assert np.allclose(_split_joint(text_only, np.array([0.2, 0.1, 0.0, 0.1, 0.6]), mods), text_only)
+
+
 def test_calibration_softens_the_modality_confidence_without_changing_the_choice(monkeypatch):
     from zoo import understand
 
