@@ -88,7 +88,7 @@ class TaskUnderstanding:
         if self.language is None:
             return None
         return (f"The description is in {self.language}, which the description model was not trained on: "
-                "the modality and domain tags above may be misread. Describe the task in English, or pass "
+                "the modality and domain tags read from it may be wrong. Describe the task in English, or pass "
                 "--modality (and check the domain tags).")
 
     def notes(self) -> list[str]:
