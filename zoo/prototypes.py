@@ -146,6 +146,138 @@ DOMAIN_PHRASES: dict[str, list[str]] = {
     ],
 }
 
+# Everyday words, for users who describe their data without the field's vocabulary. Written blind by a
+# helper who read only this file and zoo.vocab, committed before they were judged on a fresh description
+# set (holdout8 in benchmarks/bench_recommend.py, where lay precision@5 rose 0.772 -> 0.833); appended
+# after each tag's phrases above, so those keep their stored vectors.
+LAY_DOMAIN_PHRASES: dict[str, list[str]] = {
+    "natural-images": [
+        "snapshots I took on holiday and around the house", "pictures of plants, flowers and insects in my garden",
+        "phone photos of things lying around the kitchen", "camera trap pictures of wild animals in the woods",
+        "photos of fruit and vegetables at the farm stand",
+    ],
+    "web-image-text": [
+        "pictures from websites along with the words written under them",
+        "online photos that each come with a short description",
+        "images and their alt text collected from the internet", "find the right picture by typing what it shows",
+    ],
+    "medical-radiology": [
+        "the film the dentist takes of my teeth", "hospital pictures showing inside the body, like a broken arm",
+        "scans patients get in the big tube machine", "x-ray pictures of the chest from the clinic",
+    ],
+    "medical-pathology": [
+        "glass slides the lab looks at to check for cancer",
+        "pink and purple stained pieces of tissue under a lens",
+        "magnified photos of samples taken out during surgery", "zoomed-in pictures of cells from a biopsy",
+    ],
+    "medical-dermatology": [
+        "close-up photos of a mole that changed shape", "pictures patients send of an itchy spot on their arm",
+        "photos of acne, eczema or a strange mark on the skin", "phone photos of a bump or bruise on someone's leg",
+    ],
+    "medical-ophthalmology": [
+        "pictures the optician takes when looking into your eye",
+        "eye check-up photos showing the blood vessels inside", "scans from the eye doctor to spot diabetes damage",
+        "images of the inside of the eye from a vision test",
+    ],
+    "medical-other": [
+        "the baby scan pictures from a pregnancy checkup", "camera footage from inside the stomach or gut",
+        "images from a tiny camera doctors put down your throat", "heart ultrasound pictures from the hospital",
+    ],
+    "biomedical-text": [
+        "summaries of studies about diseases and new medicines",
+        "articles from medical journals about how genes work",
+        "research write-ups on viruses, vaccines and treatments",
+        "texts biologists publish about experiments on cells",
+    ],
+    "clinical-text": [
+        "what the doctor typed after my appointment", "notes in a patient's file from the GP visit",
+        "hospital letters describing a patient's symptoms and medicines",
+        "write-ups from the emergency room about each visit",
+    ],
+    "scientific-text": [
+        "papers professors and students publish about their research",
+        "journal articles on physics, chemistry and computer science",
+        "the summaries at the top of academic studies", "a university library's collection of research reports",
+    ],
+    "remote-sensing": [
+        "bird's-eye view pictures of farms, roads and rooftops",
+        "maps made from pictures of towns seen from high up", "views of forests and rivers from a plane window",
+        "overhead shots of my fields taken by a flying camera",
+    ],
+    "faces": [
+        "who is in each of my family photos", "whether a person in the picture is smiling or frowning",
+        "how old someone looks in a photo", "close-up pictures of people's heads for a staff ID badge",
+        "tell whether the person at the door is someone I know",
+    ],
+    "documents": [
+        "photos of bills and letters I got in the mail", "pictures of paper forms people filled in at the office",
+        "shop receipts snapped with a phone camera", "pages from old files and folders put through a scanner",
+    ],
+    "art-sketch": [
+        "children's crayon drawings from school", "cartoon characters and comic book pictures",
+        "pictures of paintings hanging in a museum", "quick pencil drawings someone made in a notebook",
+    ],
+    "handwriting": [
+        "students' answers written by hand on exam sheets", "old letters my grandmother wrote in cursive",
+        "the scribbled numbers on a paper order slip", "names and addresses written by hand on envelopes",
+    ],
+    "low-resolution": [
+        "really small pictures where you can barely see anything", "grainy little images just a few pixels wide",
+        "postage-stamp sized photos with hardly any detail",
+    ],
+    "legal": [
+        "the small print in a rental or job agreement", "what a judge decided in earlier lawsuits",
+        "laws and rules passed by the government", "papers from a lawyer about a dispute or a will",
+    ],
+    "finance": [
+        "company reports that tell investors how the business did",
+        "news about shares, interest rates and the economy",
+        "statements from my bank about money coming in and out",
+        "what analysts say about whether a company will make money",
+    ],
+    "code": [
+        "programs developers write on their computers", "the scripts that make our website work",
+        "lines of instructions a computer programmer types",
+        "files from a software project with functions and bugs",
+    ],
+    "social-media": [
+        "what people post about our shop on Twitter and Facebook", "short messages teenagers share online",
+        "comments people leave under videos and posts", "quick updates people share on their phones with hashtags",
+    ],
+    "news": [
+        "stories from the daily paper", "what the local paper reports about our town",
+        "reports journalists write about politics, sports and weather", "articles from news websites each day",
+    ],
+    "reviews": [
+        "what guests wrote about their stay at our hotel", "star ratings and comments customers leave for my shop",
+        "opinions people write after watching a film", "feedback buyers leave after ordering something online",
+    ],
+    "dialogue": [
+        "back-and-forth messages between a shop and its customers", "chats people have with a help desk online",
+        "what callers say to the receptionist", "text conversations between two people taking turns",
+    ],
+    "multilingual": [
+        "messages from customers who speak different languages",
+        "letters written in Arabic, Hindi, Russian and other languages",
+        "the same text in English and in other languages", "comments from visitors from many different countries",
+    ],
+    "speech": [
+        "recordings of someone reading a book aloud", "voicemail messages people leave on the phone",
+        "recordings of students speaking in class", "what someone says out loud to their phone",
+    ],
+    "music": [
+        "songs on the radio or playlists", "recordings of a band or choir performing",
+        "someone playing guitar or piano", "tracks people listen to while working out",
+    ],
+    "environmental-audio": [
+        "noises around the house like a door slamming or glass breaking",
+        "recordings of traffic, wind and thunder outdoors", "sounds of cows, chickens and tractors on the farm",
+        "whether the machine in the workshop sounds normal", "background noise at a train station or busy cafe",
+    ],
+}
+for _tag, _phrases in LAY_DOMAIN_PHRASES.items():
+    DOMAIN_PHRASES[_tag] = [*DOMAIN_PHRASES[_tag], *_phrases]
+
 # Inputs no registry model reads. A task nearest to one of these, by a margin, is flagged: the list it
 # gets is only the nearest in-scope match. Written from general knowledge of each kind of data.
 OUT_OF_SCOPE_PHRASES: dict[str, list[str]] = {
