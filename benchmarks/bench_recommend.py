@@ -537,6 +537,8 @@ def main() -> None:
                     help="without the modality phrases judged on holdout6 (HOLDOUT6_PHRASES)")
     ap.add_argument("--no-lay-phrases", action="store_true",
                     help="without zoo.prototypes.LAY_DOMAIN_PHRASES (the method before holdout8)")
+    ap.add_argument("--multimodal-prior", type=float,
+                    help="override zoo.understand.MODALITY_PRIOR['multimodal'] (the base rate of image+text tasks)")
     ap.add_argument("--no-joint-split", action="store_true",
                     help="a named image/audio/video dataset's share all goes to its modality (before holdout7)")
     ap.add_argument("--no-video-first", action="store_true",
@@ -568,6 +570,8 @@ def main() -> None:
             prototypes.MODALITY_PHRASES[modality] = [p for p in prototypes.MODALITY_PHRASES[modality] if p not in phrases]
     if args.no_joint_split:
         understand.JOINT_WITH_TEXT = ()
+    if args.multimodal_prior is not None:
+        understand.MODALITY_PRIOR["multimodal"] = args.multimodal_prior
     if args.no_lay_phrases:
         from zoo import prototypes
 
