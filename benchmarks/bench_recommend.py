@@ -92,10 +92,17 @@ HOLDOUT7 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout7.yaml"
 # precision@5 drops. Result: lay 0.772 -> 0.833, overall 0.872 -> 0.900, modality 88.7 % in both: they
 # joined (zoo.prototypes.LAY_DOMAIN_PHRASES; --no-lay-phrases removes them).
 HOLDOUT8 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout8.yaml"
+# A tenth (80), written blind by an eleventh writer on 2026-11-23 after holdout8 had been looked at,
+# committed unread. Pre-registered rule (committed before its first run): it judges one change, the
+# domain web-image-text served first by multimodal models (zoo.prototypes.DOMAIN_MODALITIES: its data
+# is image-text pairs; image came first before), as the shipped method against
+# --web-image-text-image-first in one run; the change stays only if holdout9 modality accuracy does not
+# drop and precision@5 drops by at most 0.02; otherwise it is reverted. Nothing else is chosen on it.
+HOLDOUT9 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout9.yaml"
 # Background paragraphs of long project briefs (8, written blind), for --long-briefs.
 BRIEFS = ROOT / "benchmarks" / "tasks" / "briefs.yaml"
 SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-          "holdout8")
+          "holdout8", "holdout9")
 STOP = frozenset((  # noqa: SIM905
     "a an the of in on for to and or with my our we i is are be it that this from by as at which what "
     "can need want should have has into about their them they you your me do does any some").split())
@@ -103,7 +110,7 @@ STOP = frozenset((  # noqa: SIM905
 
 def load_tasks(split: str | None = None) -> list[dict]:
     tasks = yaml.safe_load(TASKS.read_text())["tasks"]
-    for extra in (HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4, HOLDOUT5, HOLDOUT6, HOLDOUT7, HOLDOUT8):
+    for extra in (HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4, HOLDOUT5, HOLDOUT6, HOLDOUT7, HOLDOUT8, HOLDOUT9):
         if extra.is_file():
             tasks += yaml.safe_load(extra.read_text())["tasks"]
     return [t for t in tasks if split is None or t["split"] == split]
@@ -539,6 +546,8 @@ def main() -> None:
                     help="without zoo.prototypes.LAY_DOMAIN_PHRASES (the method before holdout8)")
     ap.add_argument("--multimodal-prior", type=float,
                     help="override zoo.understand.MODALITY_PRIOR['multimodal'] (the base rate of image+text tasks)")
+    ap.add_argument("--web-image-text-image-first", action="store_true",
+                    help="the domain web-image-text served first by image models (before holdout9)")
     ap.add_argument("--no-joint-split", action="store_true",
                     help="a named image/audio/video dataset's share all goes to its modality (before holdout7)")
     ap.add_argument("--no-video-first", action="store_true",
@@ -570,6 +579,10 @@ def main() -> None:
             prototypes.MODALITY_PHRASES[modality] = [p for p in prototypes.MODALITY_PHRASES[modality] if p not in phrases]
     if args.no_joint_split:
         understand.JOINT_WITH_TEXT = ()
+    if args.web_image_text_image_first:
+        from zoo import prototypes
+
+        prototypes.DOMAIN_MODALITIES["web-image-text"] = ("image", "multimodal")
     if args.multimodal_prior is not None:
         understand.MODALITY_PRIOR["multimodal"] = args.multimodal_prior
     if args.no_lay_phrases:

@@ -311,10 +311,11 @@ OUT_OF_SCOPE_PHRASES: dict[str, list[str]] = {
     ],
 }
 
-# Domains whose models are specific to one modality: a text task never gets image-only tags.
+# Domains whose models are specific to one modality: a text task never gets image-only tags. The first
+# modality is a domain's main one (the others count SECONDARY_MODALITY in zoo.understand).
 DOMAIN_MODALITIES: dict[str, tuple[str, ...]] = {
     "natural-images": ("image", "video", "multimodal"),
-    "web-image-text": ("image", "multimodal"),
+    "web-image-text": ("multimodal", "image"),  # its data is image-text pairs; judged on holdout9
     "medical-radiology": ("image", "multimodal"),
     "medical-pathology": ("image", "multimodal"),
     "medical-dermatology": ("image", "multimodal"),
