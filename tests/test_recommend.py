@@ -453,3 +453,14 @@ def test_a_long_brief_is_read_to_its_end():
     out = CliRunner().invoke(cli, ["recommend", f"{background} {task}", "--top", "1"])
     task_line = next(line for line in out.output.splitlines() if line.startswith("Task: "))
     assert len(task_line) < 320 and task_line.endswith("…")
+
+
+def test_cli_embed_model_option_reaches_the_api(tmp_path):
+    from zoo.embed import DEFAULT_MODEL
+
+    out = CliRunner().invoke(cli, ["recommend", "detect pneumonia in chest X-rays", "--top", "2", "--json",
+                                   "--embed-model", DEFAULT_MODEL])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["embed_model"].startswith(DEFAULT_MODEL)
+    missing = CliRunner().invoke(cli, ["recommend", "x-ray", "--embed-model", str(tmp_path / "no-such-model")])
+    assert missing.exit_code != 0 and "no-such-model" in missing.output

@@ -25,6 +25,9 @@ def constraint_options(f):
         click.option("--allow-unknown", is_flag=True,
                      help="Keep models whose license, size or latency is unknown instead of excluding them."),
         click.option("--candidates", help="Only rank these: ids separated by commas, or a file with one id per line."),
+        click.option("--embed-model", help="The sentence-transformers model that reads the task and the model cards "
+                                           "(a Hub id or a local folder; default all-MiniLM-L6-v2, or "
+                                           "$ZOO_EMBED_MODEL). A new model embeds every card once."),
         opt.db_option,
     ]):
         f = deco(f)
@@ -33,7 +36,7 @@ def constraint_options(f):
 
 def _api_kwargs(kw: dict) -> dict:
     return {k: kw[k] for k in ("modality", "max_params", "max_latency_ms", "max_input_size", "available",
-                               "allow_unknown", "candidates", "db")} | {
+                               "allow_unknown", "candidates", "embed_model", "db")} | {
         "license_classes": list(kw["license_classes"]) or None}
 
 
