@@ -63,6 +63,18 @@ def test_search_table_and_json(env):
     assert data["total"] == 2
 
 
+def test_search_by_source(env):
+    from zoo import api
+
+    every = json.loads(run("search", "--json", "--limit", "100").output)["records"]
+    hf = json.loads(run("search", "--source", "hf", "--json", "--limit", "100").output)["records"]
+    assert hf and {r["source"] for r in hf} == {"hf"}
+    assert {r["id"] for r in hf} == {r["id"] for r in every if r["source"] == "hf"} != {r["id"] for r in every}
+    assert {r.id for r in api.search(source="hf", limit=100).records} == {r["id"] for r in hf}
+    bad = CliRunner().invoke(cli, ["search", "--source", "github"])
+    assert bad.exit_code == 2 and "timm" in bad.output
+
+
 def test_show_and_unknown_id(env):
     res = run("show", "hf:microsoft/rad-dino", "--json")
     d = json.loads(res.output)

@@ -25,6 +25,7 @@ def search(
     max_params: int | None = None,
     min_params: int | None = None,
     min_top1: float | None = None,
+    source: str | None = None,
     available: bool = False,
     sort: str | None = None,
     limit: int | None = 20,
@@ -33,7 +34,7 @@ def search(
     with open_registry(db) as reg:
         return reg.search(
             query, modality=modality, domains=domains, license_classes=license_classes, max_params=max_params,
-            min_params=min_params, min_top1=min_top1, available=available, sort=sort, limit=limit,
+            min_params=min_params, min_top1=min_top1, source=source, available=available, sort=sort, limit=limit,
         )
 
 

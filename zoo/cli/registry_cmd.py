@@ -6,6 +6,7 @@ import click
 
 from zoo.cli import options as opt
 from zoo.cli.render import echo_json, fmt, fmt_params, table
+from zoo.ids import SOURCES
 from zoo.registry import SORTS
 
 
@@ -17,25 +18,27 @@ from zoo.registry import SORTS
 @opt.max_params_option
 @click.option("--min-params", type=opt.PARAM_COUNT, help="At least this many parameters.")
 @click.option("--min-top1", type=float, help="At least this ImageNet top-1 (%).")
+@click.option("--source", type=click.Choice(SOURCES), help="Only models from this source (its id prefix).")
 @opt.available_option
 @click.option("--sort", type=click.Choice(["relevance", *SORTS]), help="Order (default: relevance with a query, else top1).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many rows.")
 @opt.json_option
 @opt.db_option
-def search(query, modality, domains, license_classes, max_params, min_params, min_top1, available, sort, limit,
-           as_json, db) -> None:
+def search(query, modality, domains, license_classes, max_params, min_params, min_top1, source, available, sort,
+           limit, as_json, db) -> None:
     """Search the registry: full text over names and cards, plus filters.
 
     \b
     Examples:
       zoo search "chest x-ray" --modality image
       zoo search --modality image --license-class permissive --max-params 30M --sort top1
+      zoo search --source local
     """
     from zoo import api
 
     res = api.search(
         query, modality=modality, domains=domains, license_classes=license_classes, max_params=max_params,
-        min_params=min_params, min_top1=min_top1, available=available, sort=sort, limit=limit, db=db,
+        min_params=min_params, min_top1=min_top1, source=source, available=available, sort=sort, limit=limit, db=db,
     )
     if as_json:
         echo_json(res)
