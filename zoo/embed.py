@@ -331,11 +331,11 @@ class Embedder:
         their order; without it, the sentences' embeddings are averaged, weighted by words. A text that
         fits is encoded as it is. ``bench_recommend.py --long-briefs`` chose this over a weighted mean.
         """
-        budget = max(16, self.max_seq_length // 2)
-        if len(text.split()) <= budget:
+        split = self.query_sentences(text)
+        if split is None:
             return self.encode([text])[0]
-        parts = query_chunks(text, budget)
-        vecs = self.encode(parts)
+        parts, vecs = split
+        budget = self.query_budget
         if reference is None or not len(reference):
             weights = np.array([len(p.split()) for p in parts], dtype=np.float32)
             return _normalize((weights @ vecs)[None, :])[0]
@@ -348,6 +348,20 @@ class Embedder:
             keep.append(i)
             words += n
         return self.encode([" ".join(parts[i] for i in sorted(keep))])[0]
+
+
+    @property
+    def query_budget(self) -> int:
+        """Words a query may have and still be encoded whole (half the window, see :meth:`encode_query`)."""
+        return max(16, self.max_seq_length // 2)
+
+    def query_sentences(self, text: str) -> tuple[list[str], np.ndarray] | None:
+        """None when ``text`` fits :attr:`query_budget`; else its sentences (:func:`query_chunks`) and their
+        embeddings, the material :meth:`encode_query` reads a long text from."""
+        if len(text.split()) <= self.query_budget:
+            return None
+        parts = query_chunks(text, self.query_budget)
+        return parts, self.encode(parts)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n\s*\n")

@@ -332,9 +332,7 @@ def description_language(text: str, embed_model_id: str) -> str | None:
     0.2 s to import) is consulted only after the stop-word count has named a language other than English.
     A description mostly in another script needs no detector.
     """
-    from types import SimpleNamespace
-
-    langs = model_languages(SimpleNamespace(id=embed_model_id, extra={}, domains=(), description=""))
+    langs = _describer_languages(embed_model_id)
     if langs.multilingual or not langs.codes:
         return None
     quick = detect_language(text, use_library=False)
@@ -348,3 +346,12 @@ def description_language(text: str, embed_model_id: str) -> str | None:
     if full.method == "py3langid" and full.code != quick.code:
         return None
     return f"{language_name(quick.code)} ({quick.code})"
+
+
+@functools.lru_cache(maxsize=8)
+def _describer_languages(embed_model_id: str) -> ModelLanguages:
+    """:func:`model_languages` of a sentence encoder known only by its id (the same rules as a record's),
+    once per id: every recommend call asks."""
+    from types import SimpleNamespace
+
+    return model_languages(SimpleNamespace(id=embed_model_id, extra={}, domains=(), description=""))

@@ -13,14 +13,13 @@ MODALITY_PHRASES: dict[str, list[str]] = {
         "classify images", "recognise objects in photos", "pictures taken with a camera",
         "scanned images", "segment regions in images", "detect things in photographs",
         "medical images and scans", "sort my photos into categories", "visual inspection of products",
-        "still frames taken from videos",  # holdout6
     ],
     "text": [
         "classify text documents", "sentiment of sentences", "categorise written messages",
         "understand what people wrote", "extract information from text", "search articles by meaning",
         "natural language processing", "label emails and comments", "tag paragraphs of a report",
         "recognise named entities in sentences", "tag each word in a sentence",
-        "translate written text between languages", "transcripts of calls and meetings",  # holdout6
+        "translate written text between languages",
     ],
     "audio": [
         "classify sound recordings", "recognise spoken words in audio", "identify who is speaking",
@@ -36,12 +35,22 @@ MODALITY_PHRASES: dict[str, list[str]] = {
         "image-text retrieval", "zero-shot classification with text prompts",
         "answer questions about a picture", "pair pictures with sentences",
         "find sound clips from a written description",
-        # The five phrases marked "holdout6" were judged on benchmarks/tasks/descriptions_holdout6.yaml.
-        "write a caption describing each image",  # holdout6
-        "recognise categories given only as words, without training examples",  # holdout6
-        "find the part of a picture that a sentence describes",  # holdout6
     ],
 }
+
+# Vision-language tasks (captioning, open-vocabulary recognition, grounding) and inputs derived from
+# another modality (transcripts are text, video stills are images). Written after held-out misses of
+# those kinds and judged on a fresh set (holdout6 in benchmarks/bench_recommend.py); appended after each
+# modality's phrases above, so those keep their stored vectors.
+CROSS_MODAL_PHRASES: dict[str, list[str]] = {
+    "multimodal": ["write a caption describing each image",
+                   "recognise categories given only as words, without training examples",
+                   "find the part of a picture that a sentence describes"],
+    "text": ["transcripts of calls and meetings"],
+    "image": ["still frames taken from videos"],
+}
+for _modality, _phrases in CROSS_MODAL_PHRASES.items():
+    MODALITY_PHRASES[_modality] = [*MODALITY_PHRASES[_modality], *_phrases]
 
 DOMAIN_PHRASES: dict[str, list[str]] = {
     "general": ["everyday general content", "general purpose data of any kind", "web text and common knowledge"],

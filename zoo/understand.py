@@ -260,7 +260,6 @@ def _named_share(named: list[dataset_names.KnownDataset], keys: list[str], *, by
                     out[keys.index(tag)] += 1.0 if j == 0 else NAMED_SECONDARY
         elif d.modality in keys:
             out[keys.index(d.modality)] += 1.0
-
     return out / len(named)
 
 
