@@ -289,17 +289,18 @@ def test_quoted_examples_are_a_placeholder_for_the_modality_only():
     assert modality_text("my phone's photo library, the dogs' photos") is None  # apostrophes are not quotes
 
 
-@pytest.mark.parametrize(("task", "modality"), [
-    ("type 'kids playing football in the park' and get the matching photos from our archive", "multimodal"),
-    ("users write a query like 'sunset over the sea' and the app shows the photos that match", "multimodal"),
+@pytest.mark.parametrize(("task", "modality", "misread_as_written"), [
+    ("type 'kids playing football in the park' and get the matching photos from our archive", "multimodal", False),
+    # read as written, "sunset over the sea" makes this a photo task
+    ("users write a query like 'sunset over the sea' and the app shows the photos that match", "multimodal", True),
 ])
-def test_a_quoted_query_does_not_decide_the_modality(task, modality, monkeypatch):
+def test_a_quoted_query_does_not_decide_the_modality(task, modality, misread_as_written, monkeypatch):
     # The quoted words are the content of a query ("red bike", "rain"), not the input the model reads.
     from zoo import understand
 
     rec = zoo.recommend(task, top_k=3)
     assert rec.understanding.modality == modality
-    if "sunset" in task:  # read as written, "sunset over the sea" makes this a photo task
+    if misread_as_written:
         monkeypatch.setattr(understand, "modality_text", lambda text: None)
         assert zoo.recommend(task, top_k=3).understanding.modality != modality
 
