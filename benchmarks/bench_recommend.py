@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -160,7 +161,7 @@ def evaluate(tasks: list[dict], weights: dict | None = None, baselines: bool = T
     for t in tasks:
         rec = recommend(t["text"], top_k=5, weights=weights)
         row = {
-            "id": t["id"], "lay": t["lay"],
+            "id": t["id"], "lay": t["lay"], "modality": t["modality"],
             "modality_ok": rec.understanding.modality == t["modality"],
             "predicted": rec.understanding.modality,
             "p5": precision_at_5([c.record for c in rec.candidates], t["accept_domains"]),
@@ -608,6 +609,12 @@ def main() -> None:
         misses = [f"{x['id']} (as {x['predicted']})" for x in r["rows"] if not x["modality_ok"]]
         if misses:
             print(f"  modality misses: {', '.join(misses)}")
+    if len(results) > 1:
+        rows = [x for r in results.values() for x in r["rows"]]
+        wrong = Counter((x["modality"], x["predicted"]) for x in rows if not x["modality_ok"])
+        print(f"all {len(rows)}: modality accuracy {1 - sum(wrong.values()) / len(rows):.3f}, "
+              f"{sum(wrong.values())} misses (true -> read as): "
+              + ", ".join(f"{t} -> {p} {n}" for (t, p), n in wrong.most_common()))
     if args.quality_only:
         if args.out:
             args.out.write_text(json.dumps(results, indent=2, default=str))
