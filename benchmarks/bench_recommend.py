@@ -161,7 +161,7 @@ def evaluate(tasks: list[dict], weights: dict | None = None, baselines: bool = T
     for t in tasks:
         rec = recommend(t["text"], top_k=5, weights=weights)
         row = {
-            "id": t["id"], "lay": t["lay"], "modality": t["modality"],
+            "id": t["id"], "lay": t["lay"], "modality": t["modality"], "language": rec.understanding.language,
             "modality_ok": rec.understanding.modality == t["modality"],
             "predicted": rec.understanding.modality,
             "p5": precision_at_5([c.record for c in rec.candidates], t["accept_domains"]),
@@ -614,7 +614,8 @@ def main() -> None:
         wrong = Counter((x["modality"], x["predicted"]) for x in rows if not x["modality_ok"])
         print(f"all {len(rows)}: modality accuracy {1 - sum(wrong.values()) / len(rows):.3f}, "
               f"{sum(wrong.values())} misses (true -> read as): "
-              + ", ".join(f"{t} -> {p} {n}" for (t, p), n in wrong.most_common()))
+              + ", ".join(f"{t} -> {p} {n}" for (t, p), n in wrong.most_common())
+              + f"; flagged as not English: {sum(1 for x in rows if x['language'])}")
     if args.quality_only:
         if args.out:
             args.out.write_text(json.dumps(results, indent=2, default=str))
