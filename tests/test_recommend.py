@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import zoo
+from zoo import vocab
 from zoo.cli import cli
 from zoo.errors import UnknownModel, UsageError, WeightsUnavailable
 from zoo.recommender import _STATE, SERVES, group_key
@@ -22,6 +24,17 @@ def _encoder(use_cache):
     _STATE.clear()  # each test sees its own user database
     yield
     _STATE.clear()
+
+
+@pytest.fixture
+def without_task_examples():
+    """Understanding without zoo.understand's task examples, to see another piece of evidence alone."""
+    from zoo.recommender import load_state
+
+    understander = load_state().understander
+    understander.leave_out_examples(every=True)
+    yield
+    understander.leave_out_examples()
 
 
 def test_radiology_task_understood_and_ranked():
@@ -248,9 +261,10 @@ def test_card_evidence_is_the_best_cards_per_modality():
     ("dialogue state tracking on MultiWOZ-style task-oriented conversations", "text"),
     ("sketch-based image retrieval", "image"),
 ])
-def test_jargon_named_by_model_cards_decides_modality(task, modality, monkeypatch):
+def test_jargon_named_by_model_cards_decides_modality(task, modality, monkeypatch, without_task_examples):
     # Phrases alone read these as audio / multimodal; the registry's cards know the jargon (MultiWOZ is
-    # also a named dataset: that evidence is switched off to see the cards' own).
+    # also a named dataset: that evidence is switched off to see the cards' own, and so are the task
+    # examples, which also know these two).
     from zoo import understand
 
     monkeypatch.setattr(understand, "NAMED_MIX", 0.0)
@@ -325,7 +339,10 @@ def test_a_named_dataset_decides_modality_and_domain(task, modality, domain, mon
 
 @pytest.mark.parametrize(("task", "name"), [
     ("zero-shot ImageNet classification from text prompts", "ImageNet"), ("COCO image captioning", "COCO")])
-def test_a_named_image_dataset_leaves_image_or_image_text_to_the_words(task, name, monkeypatch):
+def test_a_named_image_dataset_leaves_image_or_image_text_to_the_words(task, name, monkeypatch,
+                                                                      without_task_examples):
+    # Without the task examples: most that name COCO are image+text tasks, so with them a bare "COCO"
+    # reads as image+text, which is the words' say, not the split's.
     from zoo import understand
 
     u = zoo.recommend(task, top_k=3).understanding
@@ -465,3 +482,36 @@ def test_cli_embed_model_option_reaches_the_api(tmp_path):
     assert json.loads(out.output)["embed_model"].startswith(DEFAULT_MODEL)
     missing = CliRunner().invoke(cli, ["recommend", "x-ray", "--embed-model", str(tmp_path / "no-such-model")])
     assert missing.exit_code != 0 and "no-such-model" in missing.output
+
+
+def test_task_examples_join_the_modality_evidence_and_a_set_can_be_left_out():
+    from zoo.recommender import load_state
+    from zoo.understand import task_examples
+
+    ex = next(e for e in task_examples() if e["text"] == "zero-shot ImageNet top-1")
+    understander = load_state().understander
+    try:
+        assert zoo.recommend(ex["text"], top_k=3).understanding.modality == ex["modality"] == "multimodal"
+        understander.leave_out_examples(every=True)  # phrases, cards and the named dataset read "image"
+        assert zoo.recommend(ex["text"], top_k=3).understanding.modality == "image"
+        understander.leave_out_examples({ex["source"]})  # so do the other writers' examples
+        assert zoo.recommend(ex["text"], top_k=3).understanding.modality == "image"
+    finally:
+        understander.leave_out_examples()
+
+
+def test_task_examples_are_what_the_description_sets_give_and_never_the_test_half():
+    import subprocess
+    import sys
+
+    from zoo.understand import task_examples
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(root / "scripts" / "build_task_examples.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    examples = task_examples()
+    sources = {e["source"] for e in examples}
+    assert "test" not in sources and "dev" in sources
+    assert {e["modality"] for e in examples} <= set(vocab.MODALITIES)
+    assert len({(e["source"], e["id"]) for e in examples}) == len(examples)
