@@ -25,7 +25,8 @@ OUT = ROOT / "zoo" / "manifests" / "task_examples.json"
 # (file, split) pairs drawn; a split is one writer, so the benchmark can leave a whole writer out.
 SOURCES = [("descriptions.yaml", "dev")] + [
     (f"descriptions_{s}.yaml", s) for s in
-    ("holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8", "holdout9")]
+    ("holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8", "holdout9",
+     "holdout10", "holdout11")]
 
 
 def examples() -> list[dict[str, str]]:
