@@ -176,6 +176,32 @@ def recommend_task(t: dict, **options):
     return recommend(t["text"], **options)
 
 
+def _without_twins(cos: float) -> None:
+    """Per query, leave out every task example within ``cos`` of it (the writers share habits: is the
+    examples' gain more than near-twins of the query?)."""
+    import numpy as np
+
+    from zoo.understand import Understander
+
+    shipped = Understander.understand
+
+    def understand(self, text, q=None, **kw):
+        v = kw.get("q_modality") if kw.get("q_modality") is not None else q
+        saved = self._evidence_rows
+        if v is not None:
+            sims = self.matrix @ v
+            twin = np.zeros(len(sims), bool)
+            examples = np.fromiter(self._example_source, int)
+            twin[examples[sims[examples] > cos]] = True
+            self._evidence_rows = {m: rows[~twin[rows]] for m, rows in saved.items()}
+        try:
+            return shipped(self, text, q, **kw)
+        finally:
+            self._evidence_rows = saved
+
+    Understander.understand = understand
+
+
 def evaluate(tasks: list[dict], weights: dict | None = None, baselines: bool = True) -> dict:
     state = recommender.load_state()
     rows = []
@@ -573,6 +599,8 @@ def main() -> None:
                     help="video tasks rank image backbones among the video models by score (before video-first)")
     ap.add_argument("--no-task-examples", action="store_true",
                     help="without zoo.understand's labelled task examples (the method before holdout10)")
+    ap.add_argument("--example-twins-out", type=float, metavar="COS",
+                    help="per query, leave out the task examples within this cosine of it")
     ap.add_argument("--long-briefs", action="store_true",
                     help="every description after a long background paragraph: how the long text is read")
     ap.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
@@ -606,6 +634,8 @@ def main() -> None:
     if args.no_task_examples:
         global TASK_EXAMPLES
         TASK_EXAMPLES = False
+    if args.example_twins_out is not None:
+        _without_twins(args.example_twins_out)
     if args.long_briefs:
         long_briefs()
         return
