@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -568,6 +569,9 @@ def scale(n: int) -> dict:
           f"(state load incl. index build {load_s:.0f} s; registry build {build_s:.0f} s); "
           "IVF recall@10 vs exact: " + ", ".join(
               f"nprobe {k}: {v[0]:.2f} ({1000 * v[1]:.1f} ms)" for k, v in recalls.items()))
+    state.registry.close()
+    recommender._STATE.clear()
+    shutil.rmtree(work, ignore_errors=True)  # a 1M-record database is 2 GB
     return out
 
 
@@ -605,6 +609,8 @@ def main() -> None:
                     help="without zoo.prototypes.LAY_DOMAIN_PHRASES (the method before holdout8)")
     ap.add_argument("--multimodal-prior", type=float,
                     help="override zoo.understand.MODALITY_PRIOR['multimodal'] (the base rate of image+text tasks)")
+    ap.add_argument("--secondary-modality", type=float,
+                    help="override zoo.understand.SECONDARY_MODALITY (a domain's say for its non-main modalities)")
     ap.add_argument("--video-prior", type=float,
                     help="override zoo.understand.MODALITY_PRIOR['video'] (the base rate of video tasks)")
     ap.add_argument("--web-image-text-image-first", action="store_true",
@@ -647,6 +653,8 @@ def main() -> None:
         prototypes.DOMAIN_MODALITIES["web-image-text"] = ("image", "multimodal")
     if args.multimodal_prior is not None:
         understand.MODALITY_PRIOR["multimodal"] = args.multimodal_prior
+    if args.secondary_modality is not None:
+        understand.SECONDARY_MODALITY = args.secondary_modality
     if args.video_prior is not None:
         understand.MODALITY_PRIOR["video"] = args.video_prior
     if args.no_lay_phrases:

@@ -34,6 +34,7 @@ import numpy as np
 from zoo.errors import UsageError
 from zoo.record import ModelRecord
 from zoo.registry import Registry
+from zoo.threads import one_blas_thread
 from zoo.understand import TaskUnderstanding
 
 WEIGHTS: dict[str, float] = {
@@ -525,28 +526,29 @@ def recommend(
         for i in ids:
             state.registry.get(i)  # raises UnknownModel with suggestions
 
-    q = state.embedder.encode_query(task, state.understander.matrix)
-    pool = state.pool(q, ids)
-    und = _understand(state, task, q, pool, modality)
-    kept, applied, _ = apply_constraints(
-        pool, modality=und.modality, license_classes=license_classes, max_params=max_params,
-        max_latency_ms=max_latency_ms, max_input_size=max_input_size, available=available, candidate_ids=ids,
-        allow_unknown=allow_unknown,
-    )
-    empty_reason = None
-    if not kept:
-        culprit = next((c for c in applied if c.remaining == 0), applied[-1])
-        empty_reason = (
-            f"No model satisfies the constraints: '{culprit.name} = {culprit.value}' removed the last "
-            f"{culprit.excluded} candidates"
-            + (f" ({culprit.excluded_unknown} only because the value is unknown; --allow-unknown keeps them)"
-               if culprit.excluded_unknown else "")
-            + ". Relax that constraint."
+    with one_blas_thread():  # see zoo.threads
+        q = state.embedder.encode_query(task, state.understander.matrix)
+        pool = state.pool(q, ids)
+        und = _understand(state, task, q, pool, modality)
+        kept, applied, _ = apply_constraints(
+            pool, modality=und.modality, license_classes=license_classes, max_params=max_params,
+            max_latency_ms=max_latency_ms, max_input_size=max_input_size, available=available, candidate_ids=ids,
+            allow_unknown=allow_unknown,
         )
-    cols, cosines = state.columns_and_cosines(q, kept)
-    mat = component_matrix(cols, cosines, und, max_params=max_params)
-    fused = mat[:, [COMPONENTS.index(name) for name in weights]] @ np.array(list(weights.values()), dtype=float)
-    order = np.lexsort((cols.ids, -fused, np.isin(cols.modality, FALLBACK.get(und.modality, ()))))
+        empty_reason = None
+        if not kept:
+            culprit = next((c for c in applied if c.remaining == 0), applied[-1])
+            empty_reason = (
+                f"No model satisfies the constraints: '{culprit.name} = {culprit.value}' removed the last "
+                f"{culprit.excluded} candidates"
+                + (f" ({culprit.excluded_unknown} only because the value is unknown; --allow-unknown keeps them)"
+                   if culprit.excluded_unknown else "")
+                + ". Relax that constraint."
+            )
+        cols, cosines = state.columns_and_cosines(q, kept)
+        mat = component_matrix(cols, cosines, und, max_params=max_params)
+        fused = mat[:, [COMPONENTS.index(name) for name in weights]] @ np.array(list(weights.values()), dtype=float)
+        order = np.lexsort((cols.ids, -fused, np.isin(cols.modality, FALLBACK.get(und.modality, ()))))
 
     def candidate(i: int) -> Candidate:
         comp = dict(zip(COMPONENTS, map(float, mat[i]), strict=True))

@@ -1,0 +1,29 @@
+"""BLAS threads for the small products of one query.
+
+A description query is a few dozen small matrix-vector products (the phrases, the cards, a pool of a
+few hundred). On a machine with few cores OpenBLAS's worker threads keep spinning after each product
+and take the CPU from the rest of the query (tokenising, SQLite, the ONNX encoder): on 2 cores a warm
+``zoo recommend`` took 31-38 ms with them and 14 ms without (BENCHMARKS.md). One thread is as fast
+for products this size, so the query runs with BLAS limited to one thread, and the user's own NumPy
+work outside it keeps its threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def _controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    with _controller().limit(limits=1, user_api="blas"):
+        yield
