@@ -515,3 +515,29 @@ def test_task_examples_are_what_the_description_sets_give_and_never_the_test_hal
     assert "test" not in sources and "dev" in sources
     assert {e["modality"] for e in examples} <= set(vocab.MODALITIES)
     assert len({(e["source"], e["id"]) for e in examples}) == len(examples)
+
+
+def test_a_description_query_runs_with_one_blas_thread(monkeypatch):
+    from contextlib import contextmanager
+
+    from threadpoolctl import threadpool_info
+
+    from zoo import recommender
+    from zoo.threads import one_blas_thread
+
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    assert blas, "NumPy's BLAS is not visible to threadpoolctl"
+    with one_blas_thread():
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == [i["num_threads"] for i in blas]
+    entered = []
+
+    @contextmanager
+    def spy():
+        with one_blas_thread():
+            entered.append(True)
+            yield
+
+    monkeypatch.setattr(recommender, "one_blas_thread", spy)
+    zoo.recommend("detect pneumonia in chest X-rays", top_k=3)
+    assert entered == [True]
