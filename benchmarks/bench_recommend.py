@@ -116,8 +116,9 @@ HOLDOUT13 = ROOT / "benchmarks" / "tasks" / "descriptions_holdout13.yaml"
 # understanding adds them here with a pre-registered rule, then runs them once.
 # Background paragraphs of long project briefs (8, written blind), for --long-briefs.
 BRIEFS = ROOT / "benchmarks" / "tasks" / "briefs.yaml"
-SPLITS = ("dev", "test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-          "holdout8", "holdout9", "holdout10", "holdout11", "holdout13")
+HOLDOUTS = (HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4, HOLDOUT5, HOLDOUT6, HOLDOUT7, HOLDOUT8, HOLDOUT9, HOLDOUT10,
+            HOLDOUT11, HOLDOUT13)
+SPLITS = ("dev", "test", *(p.stem.removeprefix("descriptions_") for p in HOLDOUTS))  # a file's split is its name
 STOP = frozenset((  # noqa: SIM905
     "a an the of in on for to and or with my our we i is are be it that this from by as at which what "
     "can need want should have has into about their them they you your me do does any some").split())
@@ -125,8 +126,7 @@ STOP = frozenset((  # noqa: SIM905
 
 def load_tasks(split: str | None = None) -> list[dict]:
     tasks = yaml.safe_load(TASKS.read_text())["tasks"]
-    for extra in (HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4, HOLDOUT5, HOLDOUT6, HOLDOUT7, HOLDOUT8, HOLDOUT9, HOLDOUT10,
-                  HOLDOUT11, HOLDOUT13):
+    for extra in HOLDOUTS:
         if extra.is_file():
             tasks += yaml.safe_load(extra.read_text())["tasks"]
     return [t for t in tasks if split is None or t["split"] == split]

@@ -349,7 +349,6 @@ class Embedder:
             words += n
         return self.encode([" ".join(parts[i] for i in sorted(keep))])[0]
 
-
     @property
     def query_budget(self) -> int:
         """Words a query may have and still be encoded whole (half the window, see :meth:`encode_query`)."""
@@ -362,6 +361,9 @@ class Embedder:
             return None
         parts = query_chunks(text, self.query_budget)
         return parts, self.encode(parts)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model_id} dim={self.dim} backend={self.backend}>"
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n\s*\n")

@@ -197,7 +197,7 @@ class Understander:
 
     def _scores(self, sims: np.ndarray, kind: str, names: list[str], top: int) -> np.ndarray:
         """Per name, the mean of its ``top`` best phrase similarities (``sims``: every phrase's, to the task)."""
-        return np.array([float(np.mean(np.sort(sims[self._rows[(kind, n)]])[::-1][:top])) for n in names])
+        return np.array([_top_mean(sims[self._rows[(kind, n)]], top) for n in names])
 
     def understand(self, text: str, q: np.ndarray | None = None, *, modality: str | None = None,
                    cards: dict[str, float] | None = None, q_modality: np.ndarray | None = None) -> TaskUnderstanding:
@@ -211,8 +211,7 @@ class Understander:
         sims = self.matrix @ q
         by_modality = self._scores(sims, "modality", mods, top=2)  # phrases, the text as written: the scope check's
         msims = sims if q_modality is None else self.matrix @ q_modality
-        by_modality_evidence = np.array([float(np.mean(np.sort(msims[self._evidence_rows[m]])[::-1][:2]))
-                                         for m in mods])
+        by_modality_evidence = np.array([_top_mean(msims[self._evidence_rows[m]], 2) for m in mods])
         mprob = _softmax(by_modality_evidence, MODALITY_TEMPERATURE)
         if cards:
             floor = min(cards.values())
@@ -261,6 +260,11 @@ class Understander:
             datasets=[d.name for d in named],
             out_of_scope=scope,
         )
+
+
+def _top_mean(sims: np.ndarray, top: int) -> float:
+    """The mean of the ``top`` largest of ``sims``."""
+    return float(np.mean(np.sort(sims)[::-1][:top]))
 
 
 def _mix(p: np.ndarray, named: np.ndarray, *, by_max: bool = False) -> np.ndarray:
