@@ -217,6 +217,20 @@ def _without_twins(cos: float) -> None:
     Understander.understand = understand
 
 
+def writer_twins(cos: float, splits: list[str]) -> None:
+    """How many descriptions have a twin (cosine above ``cos``) in another writer's set: how much the
+    writers' shared habits can flatter the task examples (dev and test are one writer)."""
+    import numpy as np
+
+    tasks = [t for s in splits for t in load_tasks(s)]
+    q = recommender.load_state().embedder.encode([t["text"] for t in tasks])
+    writer = np.array(["dev+test" if t["split"] in ("dev", "test") else t["split"] for t in tasks])
+    sims = q @ q.T
+    sims[writer[:, None] == writer[None, :]] = -1
+    n = int((sims.max(axis=1) > cos).sum())
+    print(f"descriptions with a twin above cosine {cos} in another writer's set: {n} of {len(tasks)}")
+
+
 def evaluate(tasks: list[dict], weights: dict | None = None, baselines: bool = True) -> dict:
     state = recommender.load_state()
     rows = []
@@ -625,6 +639,8 @@ def main() -> None:
                     help="leave out the task examples drawn from these sets (e.g. examples-video)")
     ap.add_argument("--example-twins-out", type=float, metavar="COS",
                     help="per query, leave out the task examples within this cosine of it")
+    ap.add_argument("--writer-twins", type=float, metavar="COS",
+                    help="count the descriptions with a twin above this cosine in another writer's set")
     ap.add_argument("--long-briefs", action="store_true",
                     help="every description after a long background paragraph: how the long text is read")
     ap.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
@@ -665,6 +681,9 @@ def main() -> None:
     LEFT_OUT.update(args.leave_out_examples)
     if args.example_twins_out is not None:
         _without_twins(args.example_twins_out)
+    if args.writer_twins is not None:
+        writer_twins(args.writer_twins, args.splits)
+        return
     if args.long_briefs:
         long_briefs()
         return

@@ -2,8 +2,8 @@
 
 A description query is a few dozen small matrix-vector products (the phrases, the cards, a pool of a
 few hundred). On a machine with few cores OpenBLAS's worker threads keep spinning after each product
-and take the CPU from the rest of the query (tokenising, SQLite, the ONNX encoder): on 2 cores a warm
-``zoo recommend`` took 31-38 ms with them and 14 ms without (BENCHMARKS.md). One thread is as fast
+and take the CPU from the rest of the query (tokenising, SQLite, the ONNX encoder): on 2 cores the
+median warm ``zoo recommend`` went from 30.6 to 15.2 ms without them (BENCHMARKS.md). One thread is as fast
 for products this size, so the query runs with BLAS limited to one thread, and the user's own NumPy
 work outside it keeps its threads.
 """
