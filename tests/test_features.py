@@ -197,13 +197,36 @@ def test_thread_count_follows_zoo_num_threads(digits, monkeypatch):
     monkeypatch.setattr(_base, "_DECIDED", [])  # decided once per process: start afresh
     monkeypatch.setenv("ZOO_NUM_THREADS", "1")
     before = torch.get_num_threads()
-    out = zf.extract(CIFAR, digits, cache=False)
+    out = zf.extract(CIFAR, digits, cache=False, device="cpu")  # torch threads are a CPU setting
     assert out.threads == 1 and out.forward_seconds > 0 and out.load_seconds > 0
     assert torch.get_num_threads() == before  # restored after the extraction
     monkeypatch.setattr(_base, "_DECIDED", [])
     monkeypatch.setenv("ZOO_NUM_THREADS", "many")
     with pytest.raises(UsageError, match="ZOO_NUM_THREADS"):
-        zf.extract(CIFAR, digits, cache=False)
+        zf.extract(CIFAR, digits, cache=False, device="cpu")
+
+
+@needs_cifar
+def test_several_decode_workers_keep_the_row_order(digits, monkeypatch):
+    one = zf.extract(CIFAR, digits, cache=False, batch_size=4, device="cpu")
+    monkeypatch.setenv("ZOO_DECODE_WORKERS", "3")  # several, as on a GPU; forced here on the CPU
+    three = zf.extract(CIFAR, digits, cache=False, batch_size=4, device="cpu")
+    np.testing.assert_array_equal(one.features, three.features)
+    assert 0 < three.decode_seconds < three.seconds
+    monkeypatch.setenv("ZOO_DECODE_WORKERS", "0")
+    with pytest.raises(UsageError, match="ZOO_DECODE_WORKERS"):
+        zf.extract(CIFAR, digits, cache=False, device="cpu")
+
+
+def test_decode_workers_default_to_several_only_for_large_inputs_on_a_gpu(monkeypatch):
+    monkeypatch.delenv("ZOO_DECODE_WORKERS", raising=False)
+    monkeypatch.setattr(zf.os, "cpu_count", lambda: 16)
+    assert zf.decode_workers("cpu", 224) == 1 and zf.decode_workers("cuda", 32) == 1
+    assert zf.decode_workers("cuda", 224) == 4 and zf.decode_workers("cuda:1", 128) == 4
+    monkeypatch.setattr(zf.os, "cpu_count", lambda: 3)
+    assert zf.decode_workers("cuda", 224) == 2
+    monkeypatch.setenv("ZOO_DECODE_WORKERS", "4")
+    assert zf.decode_workers("cpu", 32) == 4
 
 
 @needs_cifar
@@ -212,3 +235,20 @@ def test_decoding_overlaps_and_results_do_not_depend_on_the_batch_size(digits):
     b = zf.extract(CIFAR, digits, cache=False, batch_size=64)
     np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
     assert a.decode_seconds > 0 and a.forward_seconds > 0
+
+
+def test_gpu_extraction_runs_in_ieee_float32_and_restores_the_setting():
+    """TF32 convolutions moved CIFAR ResNet-20 features by 1e-3 on an H100; extraction turns them off."""
+    import torch
+
+    conv = torch.backends.cudnn.conv
+    before = conv.fp32_precision
+    conv.fp32_precision = "tf32"
+    try:
+        with zf.inference_settings("cpu"):
+            assert conv.fp32_precision == "tf32"  # the CPU path leaves CUDA settings alone
+        with zf.inference_settings("cuda"):  # the flags are plain settings: no GPU needed to read them
+            assert conv.fp32_precision == "ieee" and torch.backends.cuda.matmul.fp32_precision == "ieee"
+        assert conv.fp32_precision == "tf32"
+    finally:
+        conv.fp32_precision = before

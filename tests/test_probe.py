@@ -267,7 +267,10 @@ def test_probe_stores_and_reuses_results(npz, tmp_path):
     rows = _rows(db)
     assert len(rows) == 2 and {r["model_id"] for r in rows} == set(ids)
     row = rows[0]
-    assert row["data_hash"] == first.data_hash and row["folds"] == 3 and row["seed"] == 0 and row["device"] == "cpu"
+    import torch
+
+    auto = "cuda" if torch.cuda.is_available() else "cpu"  # probe's default device is "auto"
+    assert row["data_hash"] == first.data_hash and row["folds"] == 3 and row["seed"] == 0 and row["device"] == auto
     assert row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"]
     assert json.loads(row["settings"])["grid"] == "standard" and "torch" in json.loads(row["versions"])
     assert json.loads(row["result"])["fold_accuracies"] == first.results[0].fold_accuracies

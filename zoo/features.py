@@ -56,6 +56,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,8 +69,8 @@ from zoo.embed import cache_dir
 from zoo.errors import UsageError
 from zoo.record import ModelRecord
 
-__all__ = ["FEATURES_VERSION", "Features", "cache_info", "clear_cache", "cpu_inference", "extract",
-           "extract_source_probs", "extraction_threads", "feature_key", "features_dir"]
+__all__ = ["FEATURES_VERSION", "Features", "cache_info", "clear_cache", "decode_workers", "extract",
+           "extract_source_probs", "extraction_threads", "feature_key", "features_dir", "inference_settings"]
 
 # Bump when the extraction itself changes (decoding, pooling, dtype): every old entry becomes a miss.
 FEATURES_VERSION = 1
@@ -276,6 +277,27 @@ def extraction_threads() -> int | None:
     return None if n is None else min(n, torch.get_num_threads())
 
 
+# Measured on an H100 with 16 cores (benchmarks/bench_decode_workers.py, 3000 PNGs): with one decoding
+# thread MobileNetV2 (224 px) ran at 509 images/s while the GPU idled; 2, 3, 4 threads gave 766, 857, 907.
+# At 64 and 32 px one thread was fastest (two lost a third): preprocessing that cheap does not outweigh the
+# threads' contention for the GIL. On the CPU the forward passes need every core.
+_PARALLEL_DECODE_MIN_PX = 128
+_MAX_DECODE_WORKERS = 4
+
+
+def decode_workers(device: str, input_px: int | None = None) -> int:
+    """Threads that decode and preprocess images during an extraction: ``ZOO_DECODE_WORKERS``, else, on a
+    GPU for models whose input side is at least 128 px, the cores but one up to 4; otherwise 1."""
+    env = os.environ.get("ZOO_DECODE_WORKERS")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise UsageError(f"ZOO_DECODE_WORKERS must be a positive whole number, got {env!r}.")
+        return int(env)
+    if device.startswith("cuda") and (input_px or 0) >= _PARALLEL_DECODE_MIN_PX:
+        return max(1, min(_MAX_DECODE_WORKERS, (os.cpu_count() or 1) - 1))
+    return 1
+
+
 @contextlib.contextmanager
 def _torch_threads(device: str):
     """Run the block with :func:`extraction_threads` torch threads on the CPU; restore the setting after."""
@@ -331,13 +353,40 @@ def _heap_for_tensors():
             libc.malloc_trim(0)
 
 
+# On Ampere and later GPUs cuDNN runs float32 convolutions in TF32 by default (10-bit mantissa): features
+# then differ from the CPU's by up to 0.4 % (seen on an H100: CIFAR ResNet-20, 1e-3 absolute), so a cached
+# feature file, a score and the probe would depend on where they were computed. zoo's backbones are small
+# enough that full float32 costs little, and CPU and GPU results agree to 1e-5.
 @contextlib.contextmanager
-def cpu_inference(device: str = "cpu"):
-    """The CPU settings zoo extracts features under, for other code that runs a backbone over many
-    images (e.g. a BatchNorm-statistics pass): :func:`extraction_threads` torch threads and large
-    tensors served from the heap (no page faults per batch); both restored afterwards. Yields the
-    number of torch threads (None when left alone, or off the CPU)."""
-    with _torch_threads(device) as threads, _heap_for_tensors():
+def _ieee_float32(device: str):
+    """On CUDA: IEEE float32 (no TF32) for convolutions and matrix products in the block; restored after."""
+    if not device.startswith("cuda"):
+        yield
+        return
+    import torch
+
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):  # torch >= 2.9
+        knobs = [(cudnn_conv, "fp32_precision", "ieee"), (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    else:
+        knobs = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    before = [getattr(obj, name) for obj, name, _ in knobs]
+    for obj, name, value in knobs:
+        setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        for (obj, name, _), value in zip(knobs, before, strict=True):
+            setattr(obj, name, value)
+
+
+@contextlib.contextmanager
+def inference_settings(device: str = "cpu"):
+    """The settings zoo extracts features under, for other code that runs a backbone over many images
+    (e.g. a BatchNorm-statistics pass). On the CPU: :func:`extraction_threads` torch threads and large
+    tensors served from the heap (no page faults per batch); on CUDA: IEEE float32, no TF32. All
+    restored afterwards. Yields the number of torch threads (None when left alone, or off the CPU)."""
+    with _torch_threads(device) as threads, _heap_for_tensors(), _ieee_float32(device):
         yield threads
 
 
@@ -382,7 +431,7 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
         forward += time.perf_counter() - t
         feats.append(f)
 
-    with cpu_inference(lb.device if lb.model is not None else "none") as threads, \
+    with inference_settings(lb.device if lb.model is not None else "none") as threads, \
             _bar(len(items), progress, f"features {record.id}") as bar:
         if sample.modality == "image":
             from concurrent.futures import ThreadPoolExecutor
@@ -394,13 +443,15 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
                 x = torch.stack([lb.preprocess(_decode(p)) for p in paths])
                 return x, time.perf_counter() - t
 
-            # Decode batch i+1 while batch i runs through the network (PIL and torch release the GIL).
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-decode") as pool:
-                pending = pool.submit(load_images, chunks[0]) if chunks else None
+            # Decode the next batches while one runs through the network (PIL and torch release the GIL).
+            workers = decode_workers(lb.device, record.input_size[-1] if record.input_size else None)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-decode") as pool:
+                pending = deque(pool.submit(load_images, c) for c in chunks[:workers])
                 for i, chunk in enumerate(chunks):
-                    x, dt = pending.result()
-                    decode += dt
-                    pending = pool.submit(load_images, chunks[i + 1]) if i + 1 < len(chunks) else None
+                    x, dt = pending.popleft().result()
+                    decode += dt / workers  # the workers decode side by side: their seconds overlap
+                    if i + workers < len(chunks):
+                        pending.append(pool.submit(load_images, chunks[i + workers]))
                     run(x)
                     bar.update(len(chunk))
         else:

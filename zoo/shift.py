@@ -256,10 +256,10 @@ def _bn_gap(lb: Any, layers: list[tuple[str, Any]], batches: Iterator[Any]) -> t
         hooks.append(m.register_forward_pre_hook(make_hook(i, int(m.running_mean.shape[0]))))
     lb.model.eval()  # in train mode BatchNorm would normalise with batch statistics and overwrite the running ones
     n = 0
-    from zoo.features import cpu_inference
+    from zoo.features import inference_settings
 
     try:
-        with torch.inference_mode(), cpu_inference(lb.device):
+        with torch.inference_mode(), inference_settings(lb.device):
             for x in batches:
                 lb.model(x.to(lb.device, dtype=torch.float32))
                 n += int(x.shape[0])
