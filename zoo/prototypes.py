@@ -321,21 +321,23 @@ OUT_OF_SCOPE_PHRASES: dict[str, list[str]] = {
 }
 
 # Domains whose models are specific to one modality: a text task never gets image-only tags. The first
-# modality is a domain's main one (the others count SECONDARY_MODALITY in zoo.understand).
+# modality is a domain's main one (the others count SECONDARY_MODALITY in zoo.understand, except those in
+# zoo.understand.FULL_SAY). Every domain of pictures serves video: a clip is its pictures in motion
+# (surgical recordings, satellite video, filmed documents).
 DOMAIN_MODALITIES: dict[str, tuple[str, ...]] = {
     "natural-images": ("image", "video", "multimodal"),
-    "web-image-text": ("multimodal", "image"),  # its data is image-text pairs; judged on holdout9
-    "medical-radiology": ("image", "multimodal"),
-    "medical-pathology": ("image", "multimodal"),
-    "medical-dermatology": ("image", "multimodal"),
-    "medical-ophthalmology": ("image", "multimodal"),
+    "web-image-text": ("multimodal", "image", "video"),  # its data is image-text pairs; judged on holdout9
+    "medical-radiology": ("image", "video", "multimodal"),
+    "medical-pathology": ("image", "video", "multimodal"),
+    "medical-dermatology": ("image", "video", "multimodal"),
+    "medical-ophthalmology": ("image", "video", "multimodal"),
     "medical-other": ("image", "video", "multimodal"),
-    "remote-sensing": ("image", "multimodal"),
+    "remote-sensing": ("image", "video", "multimodal"),
     "faces": ("image", "video", "multimodal"),
-    "documents": ("image", "multimodal"),  # document backbones read the page image (and its layout)
-    "art-sketch": ("image", "multimodal"),
-    "handwriting": ("image", "multimodal"),
-    "low-resolution": ("image",),
+    "documents": ("image", "video", "multimodal"),  # document backbones read the page image (and its layout)
+    "art-sketch": ("image", "video", "multimodal"),
+    "handwriting": ("image", "video", "multimodal"),
+    "low-resolution": ("image", "video"),
     "biomedical-text": ("text", "multimodal"),
     "clinical-text": ("text", "multimodal"),
     "scientific-text": ("text",),

@@ -75,8 +75,14 @@ SCOPE_MARGIN = 0.10
 # descriptions among them, video tasks fell from 15/30 to 6/30 on a fresh video-heavy set, and 60 video
 # examples written blind (source examples-video) took them to 18/30; see BENCHMARKS.md.
 TASK_EXAMPLES = MANIFEST_DIR / "task_examples.json"
-# Base rates: a task is multimodal (or video) only when it clearly names both sides (or motion).
-MODALITY_PRIOR = {"image": 1.0, "text": 1.0, "audio": 1.0, "video": 0.5, "multimodal": 0.5}
+# Base rates: a task is multimodal only when it clearly names both sides.
+MODALITY_PRIOR = {"image": 1.0, "text": 1.0, "audio": 1.0, "video": 1.0, "multimodal": 0.5}
+# Modalities that a domain serving them weighs as much as its main one. Video had a prior of 0.5 and a
+# domain's second say (0.5) when the task examples held no video: 4 to 1 against it, with which blind
+# video tasks that the evidence read as video ("films every match", "how the expression changes over
+# time") still came out as images or speech. With video examples of its own, video stands level with
+# image in every domain of pictures (zoo.prototypes.DOMAIN_MODALITIES). See BENCHMARKS.md (holdout14).
+FULL_SAY: tuple[str, ...] = ("video",)
 
 
 @dataclass
@@ -305,8 +311,8 @@ def _named_share(named: list[dataset_names.KnownDataset], keys: list[str], *, by
 
 
 def _compat(modality: str, domain: str) -> float:
-    """1 for a domain's main modality, SECONDARY_MODALITY for the others it serves, else 0."""
+    """1 for a domain's main modality and FULL_SAY, SECONDARY_MODALITY for the others it serves, else 0."""
     serves = prototypes.DOMAIN_MODALITIES.get(domain, ())
     if not serves or modality not in serves:
         return 0.0
-    return 1.0 if serves[0] == modality else SECONDARY_MODALITY
+    return 1.0 if serves[0] == modality or modality in FULL_SAY else SECONDARY_MODALITY
