@@ -26,7 +26,7 @@ OUT = ROOT / "zoo" / "manifests" / "task_examples.json"
 SOURCES = [("descriptions.yaml", "dev")] + [
     (f"descriptions_{s}.yaml", s) for s in
     ("holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8", "holdout9",
-     "holdout10", "holdout11")] + [("examples_video.yaml", "examples-video")]
+     "holdout10", "holdout11", "holdout12", "holdout13", "holdout14")] + [("examples_video.yaml", "examples-video")]
 
 
 def examples() -> list[dict[str, str]]:
