@@ -50,13 +50,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    text = render(examples())
+    items = examples()
+    text = render(items)
     if args.check:
         same = OUT.is_file() and OUT.read_text() == text
         print(f"{OUT} is current" if same else f"{OUT} is stale: run python scripts/build_task_examples.py")
         sys.exit(0 if same else 1)
     OUT.write_text(text)
-    print(f"wrote {OUT}: {len(examples())} examples", file=sys.stderr)
+    print(f"wrote {OUT}: {len(items)} examples", file=sys.stderr)
 
 
 if __name__ == "__main__":

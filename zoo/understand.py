@@ -163,12 +163,7 @@ def modality_text(text: str) -> str | None:
 
 def card_evidence(modalities: np.ndarray, cosines: np.ndarray, top: int = CARD_TOP) -> dict[str, float]:
     """Per modality present, the mean cosine of its ``top`` cards nearest to the task."""
-    out = {}
-    for m in np.unique(modalities):
-        sims = cosines[modalities == m]
-        k = min(top, len(sims))
-        out[str(m)] = float(np.partition(sims, len(sims) - k)[len(sims) - k:].mean())
-    return out
+    return {str(m): _top_mean(cosines[modalities == m], top) for m in np.unique(modalities)}
 
 
 def _softmax(x: np.ndarray, t: float) -> np.ndarray:
@@ -269,8 +264,9 @@ class Understander:
 
 
 def _top_mean(sims: np.ndarray, top: int) -> float:
-    """The mean of the ``top`` largest of ``sims``."""
-    return float(np.mean(np.sort(sims)[::-1][:top]))
+    """The mean of the ``top`` largest of ``sims`` (all of them when there are fewer)."""
+    k = min(top, len(sims))
+    return float(np.partition(sims, len(sims) - k)[len(sims) - k:].mean())
 
 
 def _mix(p: np.ndarray, named: np.ndarray, *, by_max: bool = False) -> np.ndarray:
