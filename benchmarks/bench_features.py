@@ -131,6 +131,7 @@ def bench_extraction(rec: Any, sample: Any, batch_size: int) -> dict[str, Any]:
 
     from zoo import features as zf
     from zoo.backbones import load_backbone
+    from zoo.backbones.preprocess import decode_image
 
     out: dict[str, Any] = {"model": rec.id, "n": len(sample), "input_size": rec.input_size, "load_avg": load()}
     threads = zf.extraction_threads()
@@ -143,7 +144,7 @@ def bench_extraction(rec: Any, sample: Any, batch_size: int) -> dict[str, Any]:
         out["load_s"] = time.perf_counter() - t
         chunks = [sample.items[i:i + batch_size] for i in range(0, len(sample.items), batch_size)]
         t = time.perf_counter()
-        xs = [torch.stack([lb.preprocess(zf._decode(p)) for p in chunk]) for chunk in chunks]
+        xs = [torch.stack([lb.preprocess(decode_image(p)) for p in chunk]) for chunk in chunks]
         out["decode_s"] = time.perf_counter() - t
         out["decode_img_s"] = len(sample) / out["decode_s"]
 
@@ -156,7 +157,7 @@ def bench_extraction(rec: Any, sample: Any, batch_size: int) -> dict[str, Any]:
         out["inference"] = lb.inference
         # "opt": a bare loop over zoo's own inference copy (same sub-batches, channels_last input), i.e.
         # what zoo's wrapper adds on top of the network it runs (fingerprint check, copies, NumPy output).
-        from zoo.backbones import _CPU_FORWARD_ELEMENTS
+        from zoo.backbones.fast import _CPU_FORWARD_ELEMENTS
 
         fast = lb._runner._copy if lb._runner is not None else None
         step = max(1, _CPU_FORWARD_ELEMENTS // max(1, xs[0][0].numel()))

@@ -25,9 +25,12 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from zoo import backbones as bb  # noqa: E402
+from zoo.backbones import fast  # noqa: E402
+from zoo.backbones.checkpoints import _load_state_dict  # noqa: E402
 from zoo.errors import WeightsUnavailable  # noqa: E402
 from zoo.record import ModelRecord  # noqa: E402
 from zoo.sources.manifest import iter_records  # noqa: E402
+from zoo.weights import _assembled_dir  # noqa: E402
 
 skdata = pytest.importorskip("skimage.data", reason="scikit-image provides the test photos")
 
@@ -98,7 +101,7 @@ def test_imagenet_backbone_features_feed_the_original_classifier(rid, load, phot
     feats = lb.features(x)
     _check_shape(lb, feats, 2)
     # The checkpoint's own 1000-way classifier, applied to the backbone's features.
-    sd = bb._load_state_dict(bb.resolve_weights(rec))
+    sd = _load_state_dict(bb.resolve_weights(rec))
     w, b = (sd["classifier.1.weight"], sd["classifier.1.bias"]) if rec.library == "torchvision" else (sd["_fc.weight"], sd["_fc.bias"])
     logits = torch.from_numpy(feats) @ w.T + b
     top1 = logits.argmax(1).tolist()
@@ -112,7 +115,7 @@ def test_efficientnet_lite_mapping_equals_full_timm_model(load, photos):
 
     lb = load("local:efficientnet_lite0.in1k")
     full = timm.create_model("tf_efficientnet_lite0").eval()
-    sd = bb._load_state_dict(bb.resolve_weights(lb.record))
+    sd = _load_state_dict(bb.resolve_weights(lb.record))
     full.load_state_dict(bb.lukemelas_to_timm(sd, full.state_dict()), strict=True)
     x = lb.preprocess(photos["chelsea"])[None]
     with torch.no_grad():
@@ -332,7 +335,7 @@ def test_onnx_is_frozen_with_a_trainable_head():
 
 def test_mpnet_when_assembled(load):
     rec = RECORDS["local:all-mpnet-base-v2"]
-    if bb._assembled_dir(rec) is None:
+    if _assembled_dir(rec) is None:
         pytest.skip("all-mpnet-base-v2 not assembled here (python scripts/assemble_mpnet.py)")
     lb = load("local:all-mpnet-base-v2")
     feats = lb.features(TEXTS)
@@ -502,7 +505,7 @@ def test_inference_copy_that_disagrees_falls_back_to_the_eager_model():
     torch.manual_seed(0)
     rec = ModelRecord(id="local:tricky", modality="image", library="test")
     net = ConvOutputReused().eval()
-    lb = bb._torch_backbone(rec, net, "cpu", 4, lambda im: im)
+    lb = fast._torch_backbone(rec, net, "cpu", 4, lambda im: im)
     x = torch.randn(3, 3, 16, 16)
     with torch.no_grad():
         ref = net(x).numpy()
@@ -515,6 +518,6 @@ def test_large_cpu_batches_are_split_without_changing_features(load, photos):
     lb = load("local:mobilenet_v2.tv_in1k")
     one = lb.preprocess(photos["chelsea"])
     x = torch.stack([one] * 20)  # 20 x 3 x 224 x 224 is above the per-pass element budget
-    assert len(x) * one.numel() > bb._CPU_FORWARD_ELEMENTS
+    assert len(x) * one.numel() > fast._CPU_FORWARD_ELEMENTS
     feats = lb.features(x, batch_size=64)
     np.testing.assert_allclose(feats, np.repeat(lb.features(one[None]), 20, axis=0), rtol=1e-4, atol=1e-4)

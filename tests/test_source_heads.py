@@ -25,6 +25,7 @@ from PIL import Image  # noqa: E402
 
 from zoo import backbones as bb  # noqa: E402
 from zoo import features as zf  # noqa: E402
+from zoo.backbones.checkpoints import _load_state_dict  # noqa: E402
 from zoo.data import load_sample  # noqa: E402
 from zoo.record import ModelRecord  # noqa: E402
 from zoo.source_heads import CIFAR10_LABELS, NoSourceHead, softmax, source_head_status  # noqa: E402
@@ -213,7 +214,7 @@ def test_imagenet_probs_match_the_full_classifier(rid):
     assert lb.source_classes == 1000 and lb.has_source_head
     x = torch.stack([lb.preprocess(Image.fromarray(skdata.chelsea())), lb.preprocess(Image.fromarray(skdata.coffee()))])
     feats, probs = lb.features_and_source_probs(x)
-    sd = bb._load_state_dict(bb.resolve_weights(rec))
+    sd = _load_state_dict(bb.resolve_weights(rec))
     if rec.library == "torchvision":
         import torchvision
 

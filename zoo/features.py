@@ -5,9 +5,10 @@
 when there is one) and returns a :class:`Features`: an ``(n, d)`` float32 matrix whose rows follow the
 sample's item order.
 
-- **Images** are decoded with PIL one by one (EXIF orientation applied; the colour mode and resizing
-  are the backbone's ``preprocess``), timed separately as ``decode_seconds``, then batched through the
-  backbone; ``forward_seconds`` is the time in the forward passes.
+- **Images** are decoded with PIL one by one (:func:`zoo.backbones.preprocess.decode_image`: EXIF
+  orientation applied; the colour mode and resizing are the backbone's ``preprocess``), timed separately
+  as ``decode_seconds``, then batched through the backbone; ``forward_seconds`` is the time in the
+  forward passes.
 - **Texts** go to the backbone in batches of raw strings.
 - **Arrays** (an ``.npz`` sample, ``modality == "array"``) are taken as precomputed features: the
   result is the arrays themselves, flattened to ``(n, -1)`` float32, for any model. This lets users
@@ -28,7 +29,7 @@ headless checkpoints, precomputed embeddings) gives ``source_probs=None`` and th
 Speed (measured in ``benchmarks/bench_features.py``): images are decoded and preprocessed in a
 background thread, one batch ahead of the forward passes (PIL and torch release the GIL); conv nets run
 through an inference copy with BatchNorm folded, the channels_last layout and CPU passes of at most
-~16 ImageNet-size images (:mod:`zoo.backbones`); large tensors come from the heap instead of fresh
+~16 ImageNet-size images (:mod:`zoo.backbones.fast`); large tensors come from the heap instead of fresh
 mmaps while extracting (no page faults per batch, see ``_heap_for_tensors``). On the CPU the number of
 torch threads is chosen for the extraction (:func:`extraction_threads`): on a machine whose other load
 leaves less than a core per thread, OpenMP threads that wait on each other are descheduled at every
@@ -64,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import DataError, Sample
+from zoo.data import Sample
 from zoo.embed import cache_dir
 from zoo.errors import UsageError
 from zoo.record import ModelRecord
@@ -166,7 +167,7 @@ def _weights_fingerprint(record: ModelRecord) -> str:
     parts = [_location_fingerprint(loc) for loc in locations]
     if record.extra.get("archive_root"):  # a model assembled from archive packages (scripts/assemble_mpnet.py)
         try:
-            from zoo.backbones import _assembled_dir
+            from zoo.weights import _assembled_dir
 
             folder = _assembled_dir(record)
         except Exception:  # noqa: BLE001 - a fingerprint must never fail; a miss just recomputes
@@ -252,18 +253,6 @@ def _bar(total: int, progress: bool, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="item", file=sys.stderr, disable=not progress, leave=False)
-
-
-def _decode(path: str):
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return ImageOps.exif_transpose(im) or im
-    except Exception as e:  # noqa: BLE001 - PIL raises many types
-        raise DataError(f"Could not decode image {path} ({type(e).__name__}: {e}). The sample was read "
-                        "earlier and this file changed or is damaged: fix or remove it and load the sample again.") from None
 
 
 def extraction_threads() -> int | None:
@@ -408,6 +397,7 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
              with_source: bool, lb: Any = None) -> _Pass:
     """One pass over the sample: features, and the source probabilities when asked and the model has a head."""
     from zoo.backbones import load_backbone
+    from zoo.backbones.preprocess import decode_image
 
     t0 = time.perf_counter()
     if lb is None:
@@ -440,7 +430,7 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
                 import torch
 
                 t = time.perf_counter()
-                x = torch.stack([lb.preprocess(_decode(p)) for p in paths])
+                x = torch.stack([lb.preprocess(decode_image(p)) for p in paths])
                 return x, time.perf_counter() - t
 
             # Decode the next batches while one runs through the network (PIL and torch release the GIL).

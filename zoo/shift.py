@@ -281,24 +281,18 @@ def _bn_gap(lb: Any, layers: list[tuple[str, Any]], batches: Iterator[Any]) -> t
     return raw, per_layer, n
 
 
-def _decode(path: str) -> Any:
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        im.load()
-        return ImageOps.exif_transpose(im) or im
-
-
 def _image_batches(lb: Any, items: list, skipped: list[str]) -> Iterator[Any]:
     """Decoded, preprocessed batches of the sample's images (unreadable files skipped and counted)."""
     import torch
+
+    from zoo.backbones.preprocess import decode_image
 
     for start in range(0, len(items), _BATCH):
         tensors = []
         for p in items[start:start + _BATCH]:
             try:
-                tensors.append(lb.preprocess(_decode(str(p))))
-            except Exception:  # noqa: BLE001 - PIL raises many types; the file changed since load_sample verified it
+                tensors.append(lb.preprocess(decode_image(str(p))))
+            except Exception:  # noqa: BLE001 - decode_image's DataError or a preprocessing error; the file changed since load_sample verified it
                 skipped.append(str(p))
         if tensors:
             yield torch.stack(tensors)
@@ -373,16 +367,14 @@ def _image_shift(record: ModelRecord, items: list, device: str, cache: bool) -> 
 
 def _tokenizer_file(record: ModelRecord) -> Path | None:
     """The model's tokenizer.json when it can be read without loading the model (fast path)."""
-    from zoo.backbones import resolve_weights
     from zoo.errors import ZooError
+    from zoo.weights import _assembled_dir, resolve_weights
 
     loc = record.extra.get("tokenizer_file")
     with contextlib.suppress(ZooError, OSError):
         if loc:
             return resolve_weights(record, str(loc))
         if record.extra.get("archive_root"):  # a model assembled from archive packages (all-mpnet-base-v2)
-            from zoo.backbones import _assembled_dir
-
             folder = _assembled_dir(record)
             return folder / "tokenizer.json" if folder is not None and (folder / "tokenizer.json").is_file() else None
         folder = resolve_weights(record)

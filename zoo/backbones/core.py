@@ -1,0 +1,199 @@
+"""The backbone result type and the adapter registry: :class:`LoadedBackbone`, :func:`register_adapter`,
+:func:`load_backbone` (dispatch on ``record.library``, then the head, device and requires_grad flags), and
+zoo's cache folder. Adapters live one library family per module beside this one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.record import ModelRecord
+
+
+class NoAdapter(ZooError):
+    """No adapter is registered for a record's ``library``."""
+
+
+@dataclass
+class LoadedBackbone:
+    record: ModelRecord
+    model: Any  # torch.nn.Module | None: the backbone (penultimate features); None for non-torch encoders
+    head: Any  # torch.nn.Module | None: a new trainable head when num_classes was given
+    preprocess: Callable
+    feature_dim: int
+    trainable: bool
+    note: str = ""
+    param_groups: list[dict] | None = None
+    plan: object | None = None
+    device: str = "cpu"
+    # The pre-training classifier, kept for LEEP/NCE (zoo.source_heads). source_classes is None when the
+    # weights carry no classifier, and no_source_head then says why.
+    source_classes: int | None = None
+    source_labels: list[str] | None = None
+    # torch module -> logits: reads the penultimate features, or for the Keras face models the feature
+    # map before pooling (source_head_on_features False); None without a head.
+    source_head: Any = field(default=None, repr=False)
+    source_head_on_features: bool = True
+    no_source_head: str = ""
+    _features_fn: Callable | None = field(default=None, repr=False)
+    _source_fn: Callable | None = field(default=None, repr=False)  # batch -> (features, logits), one pass
+    _runner: Any = field(default=None, repr=False)  # torch image backbones: the inference-copy runner
+
+    @property
+    def inference(self) -> str:
+        """How feature passes run: the inference copy's optimisations, "eager", or "" before the first pass."""
+        return self._runner.optimization if self._runner is not None else ""
+
+    def __repr__(self) -> str:
+        head = f", head={self.head.in_features}->{self.head.out_features}" if self.head is not None else ""
+        src = f", source_classes={self.source_classes}" if self.source_classes is not None else ""
+        return (f"LoadedBackbone({self.record.id!r}, library={self.record.library!r}, feature_dim={self.feature_dim}, "
+                f"trainable={self.trainable}, device={self.device!r}{head}{src})")
+
+    @property
+    def has_source_head(self) -> bool:
+        return self.source_classes is not None and self._source_fn is not None
+
+    def features(self, batch: Any, *, batch_size: int = 64) -> np.ndarray:
+        """Penultimate features ``(n, feature_dim)`` float32 for preprocessed images or raw texts.
+
+        Images that were not preprocessed yet (PIL images, arrays) are passed through ``preprocess``.
+        """
+        if self._features_fn is None:
+            raise ZooError(f"{self.record.id}: this backbone has no feature function")
+        return self._batched(batch, batch_size, self._features_fn)
+
+    def features_and_source_probs(self, batch: Any, *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Penultimate features ``(n, feature_dim)`` and the source head's softmax ``(n, source_classes)``,
+        both float32 and from the same forward pass. Raises :class:`~zoo.source_heads.NoSourceHead`
+        (with the reason) when the weights carry no classifier."""
+        from zoo.source_heads import NoSourceHead, softmax
+
+        if not self.has_source_head:
+            raise NoSourceHead(self.no_source_head or f"{self.record.id} has no source classification head")
+        feats, logits = self._batched(batch, batch_size, self._source_fn, pair=True)
+        return feats, softmax(logits)
+
+    def source_probs_from_features(self, features: np.ndarray) -> np.ndarray | None:
+        """The source head's softmax computed from already-extracted penultimate features (no forward
+        pass through the backbone), or None when the head does not read pooled features (Keras face
+        models) or there is no head."""
+        if not self.has_source_head or not self.source_head_on_features:
+            return None
+        import torch
+
+        from zoo.source_heads import softmax
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(self.device)
+            logits = self.source_head(x).float().cpu().numpy()
+        return softmax(logits)
+
+    def _batched(self, batch: Any, batch_size: int, fn: Callable, *, pair: bool = False) -> Any:
+        items = batch
+        if isinstance(items, str):
+            items = [items]
+        elif getattr(items, "ndim", None) == 3 and hasattr(items, "unsqueeze"):  # one preprocessed image
+            items = items.unsqueeze(0)
+        n = len(items)
+        if n == 0:
+            empty = np.zeros((0, self.feature_dim), dtype=np.float32)
+            return (empty, np.zeros((0, self.source_classes or 0), dtype=np.float32)) if pair else empty
+        training = bool(self.model is not None and getattr(self.model, "training", False))
+        if training:
+            self.model.eval()
+        if self.model is not None:
+            import torch
+
+            ctx = torch.inference_mode()
+        else:  # ONNX / word vectors: no torch involved
+            ctx = contextlib.nullcontext()
+        try:
+            with ctx:
+                outs = [fn(items[i:i + batch_size]) for i in range(0, n, batch_size)]
+        finally:
+            if training:
+                self.model.train()
+        if pair:
+            return (np.concatenate([np.asarray(f, dtype=np.float32) for f, _ in outs], axis=0),
+                    np.concatenate([np.asarray(lg, dtype=np.float32) for _, lg in outs], axis=0))
+        return np.concatenate([np.asarray(o, dtype=np.float32) for o in outs], axis=0)
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+_ADAPTERS: dict[str, Callable[..., LoadedBackbone]] = {}
+
+
+def register_adapter(*names: str) -> Callable:
+    """Decorator: register ``fn(record, *, device) -> LoadedBackbone`` under one or more library names.
+
+    ``load_backbone`` adds the head, the device and the requires_grad flags; an adapter only loads
+    the weights and sets ``model``, ``preprocess``, ``feature_dim``, ``trainable``, ``note`` and the
+    feature function.
+    """
+
+    def deco(fn: Callable[..., LoadedBackbone]) -> Callable[..., LoadedBackbone]:
+        for name in names:
+            _ADAPTERS[name] = fn
+        return fn
+
+    return deco
+
+
+def adapter_names() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device: str = "auto") -> LoadedBackbone:
+    """Load ``record``'s weights as a backbone (+ a new ``nn.Linear(feature_dim, num_classes)`` head)."""
+    lib = record.library
+    if lib not in _ADAPTERS:
+        raise NoAdapter(
+            f"No backbone adapter for library {lib!r} (model {record.id}). "
+            f"Known libraries: {', '.join(adapter_names())}. "
+            "Pick a model whose library is one of these, or register one with zoo.backbones.register_adapter."
+        )
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise ZooError(f"num_classes must be a positive integer, got {num_classes!r}")
+    dev = _device(device)
+    lb = _ADAPTERS[lib](record, device=dev)
+    lb.device = dev
+    if not lb.has_source_head:
+        from zoo.source_heads import source_head_status
+
+        lb.source_classes, lb.source_head, lb._source_fn = None, None, None
+        lb.no_source_head = (lb.no_source_head or source_head_status(record).reason
+                             or f"{record.id} has no source classification head; LEEP and NCE do not apply")
+    if record.feature_dim is not None and record.feature_dim != lb.feature_dim:
+        lb.note = (lb.note + " " if lb.note else "") + (
+            f"The record says feature_dim {record.feature_dim}, the loaded model gives {lb.feature_dim}.")
+    if lb.model is not None and hasattr(lb.model, "requires_grad_"):
+        lb.model.requires_grad_(lb.trainable)
+    if num_classes is not None:
+        import torch
+
+        lb.head = torch.nn.Linear(lb.feature_dim, num_classes).to(dev)
+    return lb
+
+
+def _device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cache_dir() -> Path:
+    """zoo's cache folder: ``ZOO_CACHE_DIR`` or ``~/.cache/zoo``."""
+    env = os.environ.get("ZOO_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "zoo"
+

@@ -1,0 +1,126 @@
+"""The ``transformers`` adapter: ``AutoModel`` text and image encoders from a local folder or the HF cache,
+pooled by the record's rule, the folder's sentence-transformers config, or the modality's default."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo.backbones.core import LoadedBackbone, register_adapter
+from zoo.backbones.preprocess import _as_batch, _processor_size, _to_pil
+from zoo.errors import ZooError
+from zoo.record import ModelRecord
+from zoo.weights import _text_folder
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor | None, mode: str, pooler: Any = None) -> torch.Tensor:
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode == "pooler":
+        if pooler is None:
+            raise ZooError("pooling 'pooler' requested but the model has no pooler output")
+        return pooler.flatten(1)
+    if mask is None:
+        return hidden.mean(dim=1)
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def _transformers_pooling(record: ModelRecord, folder: Path, modality: str) -> str:
+    if record.extra.get("pooling"):
+        mode = str(record.extra["pooling"]).lower()
+        if mode not in ("mean", "cls", "pooler"):
+            raise ZooError(f"{record.id}: extra.pooling must be mean, cls or pooler, got {mode!r}")
+        return mode
+    st = folder / "1_Pooling" / "config.json"
+    if st.is_file():
+        cfg = json.loads(st.read_text())
+        if cfg.get("pooling_mode_cls_token"):
+            return "cls"
+        if cfg.get("pooling_mode_mean_tokens"):
+            return "mean"
+    return "mean" if modality == "text" else "cls"
+
+
+def _make_pooled_encoder(auto_model: Any, mode: str):
+    import torch
+
+    class PooledEncoder(torch.nn.Module):
+        """``AutoModel`` + pooling: ``forward(**inputs)`` returns ``(N, hidden)`` sentence/image features."""
+
+        def __init__(self, model: Any, pooling: str):
+            super().__init__()
+            self.model = model
+            self.pooling = pooling
+
+        def forward(self, **inputs: Any) -> torch.Tensor:
+            out = self.model(**inputs)
+            hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+            pooler = getattr(out, "pooler_output", None)
+            if hidden.dim() == 4:  # conv nets: (N, C, H, W); the pooled output is the representation
+                return pooler.flatten(1) if pooler is not None else hidden.mean(dim=(2, 3))
+            return _pool(hidden, inputs.get("attention_mask"), self.pooling, pooler)
+
+    return PooledEncoder(auto_model, mode)
+
+
+@register_adapter("transformers")
+def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
+    from zoo._compat import ensure_torchvision
+
+    ensure_torchvision()
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    if record.modality not in ("text", "image"):
+        raise ZooError(f"{record.id}: the transformers adapter handles text and image encoders, not {record.modality!r} "
+                       "models; load it with transformers directly.")
+    folder = _text_folder(record)
+    kw = {"trust_remote_code": False, "local_files_only": True}
+    config = AutoConfig.from_pretrained(str(folder), **kw)
+    auto = AutoModel.from_pretrained(str(folder), **kw)
+    mode = _transformers_pooling(record, folder, record.modality)
+    model = _make_pooled_encoder(auto, mode).to(device).eval()
+
+    if record.modality == "text":
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder), **kw)
+        limit = getattr(config, "max_position_embeddings", None) or 512
+        max_len = int(record.max_length or min(getattr(tok, "model_max_length", 512) or 512, limit, 512))
+
+        def preprocess(texts: Sequence[str]) -> dict:
+            return dict(tok(list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"))
+
+        def run(texts: Sequence[str]) -> np.ndarray:
+            inputs = {k: v.to(device) for k, v in preprocess(texts).items()}
+            return model(**inputs).float().cpu().numpy()
+
+        note = f"{mode} pooling over the last hidden states; max_length {max_len}"
+    else:
+        from transformers import AutoImageProcessor
+
+        proc = AutoImageProcessor.from_pretrained(str(folder), **kw)
+        size = record.input_size or [3, *_processor_size(proc)]
+        channels = int(size[0])
+
+        def preprocess(img: Any):
+            return proc(images=_to_pil(img, channels), return_tensors="pt")["pixel_values"][0]
+
+        def run(batch: Any) -> np.ndarray:
+            x = _as_batch(batch, preprocess)
+            return model(pixel_values=x.to(device)).float().cpu().numpy()
+
+        note = f"{mode} pooling (token outputs) / pooled output (conv nets); preprocessing from the model's image processor"
+    with torch.inference_mode():
+        probe = run(["a"] if record.modality == "text" else torch.stack([preprocess(np.zeros((8, 8, 3), np.uint8))]))
+    return LoadedBackbone(record=record, model=model, head=None, preprocess=preprocess, feature_dim=int(probe.shape[1]),
+                          trainable=True, note=note, _features_fn=run)
+
