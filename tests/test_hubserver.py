@@ -25,10 +25,6 @@ from hub_repos import (
     MINILM,
     MNV2,
     PICKLE_ONLY,
-    AssetMissing,
-    add_real_repos,
-    build_repos,
-    go_online,
     lite0_model,
     photo_batch,
 )
@@ -36,27 +32,6 @@ from hubserver import HubServer
 
 TESTS = Path(__file__).resolve().parent
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def real_repos() -> dict[str, Path]:
-    """Repo id -> folder of the five Hub-layout repos built from the offline weights (built once per machine)."""
-    try:
-        return build_repos()
-    except AssetMissing as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture
-def hf_cache(monkeypatch, tmp_path) -> Path:
-    return go_online(monkeypatch, tmp_path / "hf")
-
-
-@pytest.fixture
-def hub(hf_cache, real_repos):
-    with HubServer() as server:
-        add_real_repos(server, real_repos)
-        yield server
 
 
 def _files(folder: Path) -> dict[str, Path]:

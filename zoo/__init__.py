@@ -19,6 +19,8 @@ _LAZY = {
     "recommend": "zoo.recommender",
     "explain": "zoo.recommender",
     "Recommendation": "zoo.recommender",
+    "fetch": "zoo.fetching",
+    "FetchReport": "zoo.fetching",
     "Registry": "zoo.registry",
     "ModelRecord": "zoo.record",
 }

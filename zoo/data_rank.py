@@ -2,9 +2,11 @@
 on the user's sample (cached features, :mod:`zoo.scoring`) and fuse (:mod:`zoo.fusion`).
 
 Which candidates: with ``candidates=`` every one of them (of the data's modality); otherwise the best
-``score_top`` description-and-prior candidates whose weights are on this machine, one per group of
-near-duplicates. Stronger candidates that had to be passed over because their weights are absent
-are reported in ``Recommendation.not_scored`` with the reason, so a user can fetch them and rerun.
+``score_top`` description-and-prior candidates of the whole catalog that zoo can load, one per group of
+near-duplicates, fetching from the Hub those whose weights are not on this machine (:mod:`zoo.fetching`;
+not when fetching is off, offline or the Hub is unreachable). Stronger candidates that had to be passed
+over, and candidates that could not be fetched or loaded, are reported in ``Recommendation.not_scored``
+with the reason.
 Only scored candidates are ranked: a model nobody measured is not placed above or below one that was.
 """
 
@@ -66,24 +68,63 @@ def at_train_size(record: Any, train_size: int | None) -> Any:
     return dataclasses.replace(record, input_size=[c, min(h, train_size), min(w, train_size)])
 
 
+# Without a shortlist, candidates that cannot be fetched (404, gated, refused, over budget) are skipped and the
+# next ones fill their places; this bounds how many the Hub is asked about before zoo settles for fewer.
+MIN_HUB_LOOKUPS = 50
+HUB_LOOKUPS_PER_PICK = 10
+
+
 def select(scored: Sequence[Any], *, explicit: bool, group: bool, score_top: int) -> tuple[list[Any], dict[str, str]]:
-    """Candidates to score and the stronger ones passed over (id -> why)."""
+    """Candidates to score and the stronger ones passed over (id -> why).
+
+    Without a shortlist: the best ``score_top`` description-ranked candidates, one per group of
+    near-duplicates, that zoo can load and whose weights are here or can be fetched now under the
+    command's :class:`zoo.fetching.FetchPolicy` (the Hub is asked about each: files, size, refusals,
+    and the sizes add up within ``--max-download``). The stronger ones passed over are reported with
+    the reason, and the next candidates take their places."""
+    from zoo.fetching import FetchError, current_policy, fmt_bytes, hub_repo, loadable_reason
     from zoo.recommender import group_key
     from zoo.weights import is_available
 
     if explicit:
         return list(scored), {}
+    policy = current_policy()
     chosen: list[Any] = []
     passed: dict[str, str] = {}
     groups: set[str] = set()
+    lookups, planned_bytes = 0, 0
+    max_lookups = max(MIN_HUB_LOOKUPS, HUB_LOOKUPS_PER_PICK * score_top)
     for cand in scored:
         key = group_key(cand.record) if group else cand.id
         if key in groups:
             continue
-        if not is_available(cand.record.weights):
-            if len(passed) < score_top:
-                where = cand.record.weights or "no weight location in the registry"
-                passed[cand.id] = f"weights not on this machine ({where}); download them and rerun to score it"
+        rec = cand.record
+        why = loadable_reason(rec)
+        if why is None and not is_available(rec.weights):
+            if hub_repo(rec.weights) is None:
+                why = f"weights not on this machine ({rec.weights})"
+            elif not (policy.active and policy.reachable()):
+                why = f"weights not on this machine ({rec.weights}), and {policy.why_not()}"
+            elif lookups >= max_lookups:
+                why = (f"weights not on this machine; not looked up on the Hub ({max_lookups} candidates above it "
+                       "were); `zoo fetch` it, or name it in --candidates")
+            else:
+                lookups += 1
+                try:
+                    fplan = policy.plan(rec)
+                except FetchError as e:
+                    why = str(e)
+                else:
+                    left = policy.left
+                    if fplan.refused:
+                        why = fplan.refused
+                    elif left is not None and planned_bytes + fplan.download_bytes > left:
+                        why = (f"fetching it would download {fmt_bytes(fplan.download_bytes)}, past this command's "
+                               f"--max-download ({fmt_bytes(policy.max_bytes or 0)}) with the candidates above it")
+                    else:
+                        planned_bytes += fplan.download_bytes
+        if why is not None:
+            passed[cand.id] = why
             continue
         groups.add(key)
         chosen.append(cand)
@@ -132,6 +173,7 @@ def rank_with_data(
         cand.data_scores = dict(m.scores)
         cand.data_seconds = m.extract_seconds + sum(m.score_seconds.values())
         cand.data_cached = m.cached
+        cand.weights_commit = m.weights_commit
         measured.append(cand)
     for plan in report.plan:
         if plan.warnings and plan.id in {c.id for c in measured}:

@@ -487,6 +487,10 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
     _check_modality(record, sample)
+    if sample.modality != "array" and (record.weights or "").startswith("hf:"):
+        from zoo.fetching import ensure
+
+        ensure(record)  # fetched first: the cache key names the snapshot's commit, not "missing"
     key = feature_key(record, sample)
     status = source_head_status(record)
     want = with_source_probs and status.has_head is not False

@@ -150,6 +150,7 @@ class ProbeResult:
     features_cached: bool | None = None  # None: from the registry, a fine-tune, or precomputed (.npz) features
     extract_seconds: float = 0.0
     params: int | None = None  # the model's parameter count, for the practical pick
+    weights_commit: str | None = None  # the Hub commit of the weights probed (None: not a Hub repo, or stored)
     inner_accuracy: list[list[float]] = field(default_factory=list)  # [outer fold][grid value]
     iterations: int = 0  # L-BFGS iterations (the slowest fit of each batch, summed over stages)
     note: str = ""
@@ -297,8 +298,14 @@ def probe(
     scores: Mapping[str, float] | None = None,
     score: str | None = None,
     progress: Callable[[str], None] | None = None,
+    fetch: bool | Any = True,
+    max_download: str | int | None = None,
+    allow_pickle: bool = False,
 ) -> ProbeReport:
     """Probe every model on the labelled sample at ``data``; see the module docstring.
+
+    Weights not on this machine are fetched from the Hub first (``fetch=False``: only what is on disk),
+    within ``max_download`` for the whole call; one model that fails is reported in ``failed``.
 
     Results are stored in the user database (``db``) and reused for the same model, data and settings
     unless ``force``. ``finetune_epochs > 0`` fine-tunes the last block instead of a linear probe.
@@ -307,6 +314,24 @@ def probe(
     line per model, and progress bars go to stderr when it is given.
     """
     from zoo.data import load_sample
+    from zoo.fetching import FetchPolicy, using
+
+    policy = FetchPolicy.make(fetch, max_download=max_download, allow_pickle=allow_pickle,
+                              progress=progress is not None, say=progress)
+    with using(policy):
+        return _probe(data, models, folds=folds, seed=seed, device=device, force=force, finetune_epochs=finetune_epochs,
+                      max_samples=max_samples, grid=grid, min_folds=min_folds, text_column=text_column,
+                      label_column=label_column, db=db, scores=scores, score=score, progress=progress,
+                      policy=policy, load_sample=load_sample)
+
+
+def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, device: str, force: bool,
+           finetune_epochs: int, max_samples: int | None, grid: str | Sequence[float], min_folds: int | None,
+           text_column: str, label_column: str, db: str | Path | None, scores: Mapping[str, float] | None,
+           score: str | None, progress: Callable[[str], None] | None, policy: Any,
+           load_sample: Callable[..., Sample]) -> ProbeReport:
+    import logging
+
     from zoo.registry import Registry
 
     t0 = time.perf_counter()
@@ -356,6 +381,7 @@ def probe(
                 progress(f"probing {rec.id} …")
             _resolve_device(device)  # a missing GPU is the user's error, not the model's (only checked when computing)
             try:
+                got = policy.ensure(rec) if sample.modality != "array" else None
                 if method == FINETUNE:
                     res = _finetune(rec, sample, folds=k, seed=seed, epochs=finetune_epochs, device=device,
                                     show_progress=progress is not None)
@@ -370,6 +396,12 @@ def probe(
             except ZooError as e:
                 report.failed[rec.id] = str(e)
                 continue
+            except Exception as e:  # noqa: BLE001 - a library's own error in one model never sinks the run
+                logging.getLogger("zoo").debug("probing %s failed", rec.id, exc_info=True)
+                report.failed[rec.id] = (f"{rec.id} could not be loaded or run ({type(e).__name__}: {str(e)[:300]}); "
+                                         "rerun with ZOO_DEBUG=1 for the traceback, or leave it out.")
+                continue
+            res.weights_commit = got.commit if got is not None else None
             if scorer is not None:  # the features are in the disk cache now (a fine-tune extracts them)
                 _add_score(values, scorer, rec, sample, device, report)
             res.params = rec.params

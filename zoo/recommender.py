@@ -83,6 +83,7 @@ class Candidate:
     data_seconds: float | None = None
     data_cached: bool | None = None
     data_warnings: list[str] = field(default_factory=list)
+    weights_commit: str | None = None  # with data: the Hub commit of the weights that were measured
     probe: Any = None  # zoo.probe.ProbeResult when the candidate was probed (--probe-top)
     plan: Any = None  # zoo.plan.TransferPlan for the top pick when data was given
 
@@ -494,8 +495,17 @@ def recommend(
     train_size: int | None = None,
     progress: bool = False,
     on_plan: Any = None,
+    fetch: bool | Any = True,
+    max_download: str | int | None = None,
+    allow_pickle: bool = False,
 ) -> Recommendation:
-    """Rank registry models for ``task``; see the module docstring for the components."""
+    """Rank registry models for ``task``; see the module docstring for the components.
+
+    With ``data``, candidates whose weights are not on this machine are fetched from the Hub before they
+    are scored (``fetch=False``: only those on disk), within ``max_download`` for the whole call (default
+    ``ZOO_MAX_DOWNLOAD`` or 10 GB); one that cannot be fetched is listed in ``not_scored`` with the reason."""
+    import contextlib
+
     from zoo import vocab
 
     t0 = time.perf_counter()
@@ -555,48 +565,53 @@ def recommend(
         return Candidate(id=kept[i].id, score=float(fused[i]), components=comp, record=kept[i])
 
     extra: dict[str, Any] = {}
-    if sample is not None:
-        from zoo.data_rank import rank_with_data
+    with contextlib.ExitStack() as stack:
+        if sample is not None:
+            from zoo.data_rank import rank_with_data
+            from zoo.fetching import FetchPolicy, using
 
-        scored, extra = rank_with_data(
-            [candidate(i) for i in order], sample, explicit=ids is not None, group=group, scores=scores,
-            score_top=score_top, device=device, data_weight=data_weight, size_weight=size_weight,
-            fused_scores=fused_scores,
-            progress=progress, on_plan=on_plan, train_size=train_size)
-        keys = np.array([group_key(c.record) if group else c.id for c in scored], dtype=str)
-        out = _group_ranked(np.unique(keys, return_inverse=True)[1], len(scored), scored.__getitem__,
-                            lambda pos: scored[pos].id)
-    else:
-        # Candidates are built only for the groups shown; the rest of the ranking only adds variants.
-        out = _group_ranked(cols.group[order] if group else np.arange(len(order)),
-                            len(order) if ids is not None else top_k,
-                            lambda pos: candidate(order[pos]), lambda pos: kept[order[pos]].id)
-    top = out if ids is not None else out[:top_k]  # a shortlist is ranked whole
-    for i, c in enumerate(top, 1):
-        c.rank = i
-        c.reason = reason_for(c.record, c.components, und)
-    result = Recommendation(
-        task=task, understanding=und, constraints=applied, candidates=top, considered=len(kept),
-        excluded_unknown=sum(c.excluded_unknown for c in applied), empty_reason=empty_reason, weights=dict(weights),
-        embed_model=state.embedder.model_id, seconds=time.perf_counter() - t0, grouped=group, **extra,
-    )
-    if probe_top:
-        from zoo.data_rank import probe_top as run_probe
+            policy = FetchPolicy.make(fetch, max_download=max_download, allow_pickle=allow_pickle, progress=progress)
+            stack.enter_context(using(policy))  # scoring, probing and the plan fetch under one budget
 
-        run_probe(result, probe_top, max_samples=max_samples, text_column=text_column, label_column=label_column,
-                  device=device, db=db)
-        result.seconds = time.perf_counter() - t0
-    if sample is not None and result.candidates and sample.task in ("classification", "multilabel"):
-        from zoo.errors import ZooError
-        from zoo.plan import plan_for_sample
+            scored, extra = rank_with_data(
+                [candidate(i) for i in order], sample, explicit=ids is not None, group=group, scores=scores,
+                score_top=score_top, device=device, data_weight=data_weight, size_weight=size_weight,
+                fused_scores=fused_scores,
+                progress=progress, on_plan=on_plan, train_size=train_size)
+            keys = np.array([group_key(c.record) if group else c.id for c in scored], dtype=str)
+            out = _group_ranked(np.unique(keys, return_inverse=True)[1], len(scored), scored.__getitem__,
+                                lambda pos: scored[pos].id)
+        else:
+            # Candidates are built only for the groups shown; the rest of the ranking only adds variants.
+            out = _group_ranked(cols.group[order] if group else np.arange(len(order)),
+                                len(order) if ids is not None else top_k,
+                                lambda pos: candidate(order[pos]), lambda pos: kept[order[pos]].id)
+        top = out if ids is not None else out[:top_k]  # a shortlist is ranked whole
+        for i, c in enumerate(top, 1):
+            c.rank = i
+            c.reason = reason_for(c.record, c.components, und)
+        result = Recommendation(
+            task=task, understanding=und, constraints=applied, candidates=top, considered=len(kept),
+            excluded_unknown=sum(c.excluded_unknown for c in applied), empty_reason=empty_reason, weights=dict(weights),
+            embed_model=state.embedder.model_id, seconds=time.perf_counter() - t0, grouped=group, **extra,
+        )
+        if probe_top:
+            from zoo.data_rank import probe_top as run_probe
 
-        best = result.candidates[0]
-        try:
-            best.plan = plan_for_sample(best.record, sample, candidates=result.candidates, probe=best.probe,
-                                        device=device)
-        except ZooError as e:  # a plan that cannot be made must not cost the ranking
-            best.data_warnings.append(f"no transfer plan: {e}")
-        result.seconds = time.perf_counter() - t0
+            run_probe(result, probe_top, max_samples=max_samples, text_column=text_column, label_column=label_column,
+                      device=device, db=db)
+            result.seconds = time.perf_counter() - t0
+        if sample is not None and result.candidates and sample.task in ("classification", "multilabel"):
+            from zoo.errors import ZooError
+            from zoo.plan import plan_for_sample
+
+            best = result.candidates[0]
+            try:
+                best.plan = plan_for_sample(best.record, sample, candidates=result.candidates, probe=best.probe,
+                                            device=device)
+            except ZooError as e:  # a plan that cannot be made must not cost the ranking
+                best.data_warnings.append(f"no transfer plan: {e}")
+            result.seconds = time.perf_counter() - t0
     return result
 
 

@@ -73,6 +73,8 @@ class Stats:
     catalog: str | None
     catalog_version: str | None
     user_db: str
+    loadable: int = 0  # records zoo can load (zoo.fetching.loadable_reason), fetching from the Hub if need be
+    not_loadable: dict[str, int] = field(default_factory=dict)  # the others, by why (library, modality, ...)
 
 
 IN_CHUNK = 900  # ids per ``IN (...)`` query: SQLite allows 999 host parameters by default
@@ -456,6 +458,7 @@ class Registry:
             ):
                 by_domain[k] = by_domain.get(k, 0) + n
         total = sum(by_source.values())
+        loadable, not_loadable = self._loadability()
         return Stats(
             total=total,
             by_source=dict(sorted(by_source.items())),
@@ -465,7 +468,34 @@ class Registry:
             catalog=str(self.catalog_path) if self.catalog_path else None,
             catalog_version=self.meta("catalog_version", schema="catalog"),
             user_db=str(self.db_path),
+            loadable=loadable,
+            not_loadable=dict(sorted(not_loadable.items(), key=lambda kv: -kv[1])),
         )
+
+    def _loadability(self) -> tuple[int, dict[str, int]]:
+        """How many visible records zoo can load, and the others counted by a short reason."""
+        from types import SimpleNamespace
+
+        from zoo.fetching import loadable_reason
+
+        ok, why = 0, {}
+        for schema in self._schemas():
+            rows = self.conn.execute(f"SELECT id, library, modality, weights, architecture, extra "
+                                     f"FROM {schema}.models m{self._visible(schema, 'm.id')}")
+            for mid, lib, modality, weights, arch, extra in rows:
+                rec = SimpleNamespace(id=mid, library=lib, modality=modality, weights=weights, architecture=arch,
+                                      extra=json.loads(extra) if extra else {})
+                if loadable_reason(rec) is None:
+                    ok += 1
+                    continue
+                if (weights or "").startswith("url:"):
+                    key = "weights only at a release URL"
+                elif not weights:
+                    key = "no weights location"
+                else:
+                    key = f"{lib or 'unknown'} {modality} models"
+                why[key] = why.get(key, 0) + 1
+        return ok, why
 
     def stats_total(self) -> int:
         """Number of distinct models (user database and catalog), cheaply."""

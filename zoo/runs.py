@@ -90,6 +90,7 @@ class StoredCandidate:
     data_seconds: float | None = None
     data_cached: bool | None = None
     data_warnings: list[str] = field(default_factory=list)
+    weights_commit: str | None = None  # the Hub commit of the weights measured (None: not a Hub repo, or no data)
     probe: dict[str, Any] | None = None  # zoo.probe.ProbeResult's fields
     plan: dict[str, Any] | None = None  # zoo.plan.TransferPlan's fields
 
@@ -191,7 +192,7 @@ class StoredRun:
                 id=c.id, rank=c.rank, score=float(c.score), components=jsonable(c.components), reason=c.reason,
                 record=jsonable(c.record), variants=list(c.variants), data_scores=jsonable(c.data_scores),
                 data_seconds=c.data_seconds, data_cached=c.data_cached, data_warnings=list(c.data_warnings),
-                probe=probe if isinstance(probe, dict) else None, plan=plan if isinstance(plan, dict) else None,
+                weights_commit=c.weights_commit, probe=probe if isinstance(probe, dict) else None, plan=plan if isinstance(plan, dict) else None,
             ))
         data = jsonable(rec.data)
         if data is not None and not isinstance(data, dict):

@@ -30,6 +30,9 @@ class ModelScore:
     cached: bool
     device: str
     error: str | None = None  # why this model could not be scored (weights absent, modality mismatch)
+    weights_commit: str | None = None  # the Hub commit of the weights measured (None: not a Hub repo)
+    download_bytes: int = 0  # fetched for this model by this run
+    download_seconds: float = 0.0
     skipped: dict[str, str] = field(default_factory=dict)  # scorer -> why it does not apply (LEEP without a head)
 
 
@@ -41,6 +44,9 @@ class Plan:
     cached: bool
     estimate_seconds: float  # rough: from this model's last measured speed, else from its size
     warnings: list[str] = field(default_factory=list)
+    download_bytes: int = 0  # to fetch from the Hub before extracting (0: on this machine, or not fetchable)
+    download_estimate_seconds: float = 0.0
+    error: str | None = None  # known before starting: this model will not be scored (refused, not on the Hub)
 
 
 @dataclass
@@ -69,10 +75,17 @@ def score(
     db: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     on_plan: Callable[[list[Plan]], None] | None = None,
+    fetch: bool | Any = True,
+    max_download: str | int | None = None,
+    allow_pickle: bool = False,
 ) -> ScoreReport:
-    """Transferability of each model's features for the labelled sample at ``data``."""
+    """Transferability of each model's features for the labelled sample at ``data``.
+
+    Weights not on this machine are fetched from the Hub first (``fetch=False``: only what is on disk),
+    within ``max_download`` for the whole call (default ``ZOO_MAX_DOWNLOAD`` or 10 GB)."""
     from zoo import scores as scorers
     from zoo.data import load_sample
+    from zoo.fetching import FetchPolicy
     from zoo.registry import Registry
 
     t0 = time.perf_counter()
@@ -84,7 +97,9 @@ def score(
     check_scorable(sample, names)
     with Registry(db=db) as reg:
         records = reg.get_many(models)
-    report = score_sample(sample, records, names, device=device, progress=progress, on_plan=on_plan)
+    policy = FetchPolicy.make(fetch, max_download=max_download, allow_pickle=allow_pickle,
+                              progress=progress is not None)
+    report = score_sample(sample, records, names, device=device, progress=progress, on_plan=on_plan, fetch=policy)
     report.data = str(data)
     report.seconds = time.perf_counter() - t0
     return report
@@ -113,45 +128,78 @@ def score_sample(
     progress: Callable[[str], None] | None = None,
     on_plan: Callable[[list[Plan]], None] | None = None,
     progress_bars: bool = False,
+    fetch: Any = None,
 ) -> ScoreReport:
-    """Score already-loaded ``records`` on an already-loaded, checked ``sample`` (the recommender's entry)."""
+    """Score already-loaded ``records`` on an already-loaded, checked ``sample`` (the recommender's entry).
+
+    ``fetch`` is a :class:`zoo.fetching.FetchPolicy` (default: the command's current one). One model that
+    cannot be fetched, loaded or run is reported in its ``error`` and the others go on."""
     from zoo import scores as scorers
     from zoo.features import extract
+    from zoo.fetching import FetchPolicy, current_policy, using
 
     t0 = time.perf_counter()
     fns = {n: scorers.get_score(n) for n in names}
     needs_src = any(getattr(fn, "requires_source_probs", False) for fn in fns.values())
     report = ScoreReport(data=sample.source, data_hash=sample.content_hash, task=sample.task, n=len(sample),
                          classes=list(sample.classes), skipped=len(sample.skipped), scores=list(names))
-    report.plan = make_plan(records, sample)
-    if on_plan:
-        on_plan(report.plan)
-    for rec in records:
-        if progress:
-            progress(rec.id)
-        try:
-            feats = extract(rec, sample, device=device, progress=progress_bars, with_source_probs=needs_src)
-        except ZooError as e:
-            report.models.append(ModelScore(rec.id, {}, len(sample), rec.feature_dim or 0, 0.0, {}, False, "-",
-                                            error=str(e)))
-            continue
-        values: dict[str, float] = {}
-        timings: dict[str, float] = {}
-        skipped: dict[str, str] = {}
-        for name, fn in fns.items():
-            kw: dict[str, Any] = {}
-            if getattr(fn, "requires_source_probs", False):
-                if feats.source_probs is None:  # no source head (a text encoder...): LEEP/NCE do not apply
-                    skipped[name] = feats.source_note or f"{rec.id} has no source classification head"
-                    continue
-                kw["source_probs"] = feats.source_probs
-            t = time.perf_counter()
-            values[name] = float(fn(feats.features, sample.labels, **kw))
-            timings[name] = time.perf_counter() - t
-        report.models.append(ModelScore(rec.id, values, feats.features.shape[0], feats.features.shape[1],
-                                        feats.seconds, timings, feats.cached, feats.device, skipped=skipped))
+    policy = fetch if isinstance(fetch, FetchPolicy) else current_policy()
+    with using(policy):
+        report.plan = make_plan(records, sample, policy)
+        if on_plan:
+            on_plan(report.plan)
+        planned = {p.id: p for p in report.plan}
+        for rec in records:
+            _score_one(rec, sample, report, fns, planned[rec.id], policy, device=device, progress=progress,
+                       progress_bars=progress_bars, needs_src=needs_src, extract=extract)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _score_one(rec: Any, sample: Any, report: ScoreReport, fns: dict[str, Any], plan: Plan, policy: Any, *,
+               device: str, progress: Callable[[str], None] | None, progress_bars: bool, needs_src: bool,
+               extract: Callable[..., Any]) -> None:
+    """Fetch, extract and score one model; any failure becomes its ``error`` (the run goes on)."""
+    import logging
+
+    def failed(why: str) -> None:
+        report.models.append(ModelScore(rec.id, {}, len(sample), rec.feature_dim or 0, 0.0, {}, False, "-",
+                                        error=why))
+
+    if plan.error:
+        failed(plan.error)
+        return
+    if progress:
+        progress(rec.id)
+    try:
+        got = policy.ensure(rec) if sample.modality != "array" else None
+        feats = extract(rec, sample, device=device, progress=progress_bars, with_source_probs=needs_src)
+    except ZooError as e:
+        failed(str(e))
+        return
+    except Exception as e:  # noqa: BLE001 - a library's own error in one candidate never sinks the run
+        logging.getLogger("zoo").debug("scoring %s failed", rec.id, exc_info=True)
+        failed(f"{rec.id} could not be loaded or run ({type(e).__name__}: {str(e)[:300]}); "
+               "rerun with ZOO_DEBUG=1 for the traceback, or leave it out.")
+        return
+    values: dict[str, float] = {}
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for name, fn in fns.items():
+        kw: dict[str, Any] = {}
+        if getattr(fn, "requires_source_probs", False):
+            if feats.source_probs is None:  # no source head (a text encoder...): LEEP/NCE do not apply
+                skipped[name] = feats.source_note or f"{rec.id} has no source classification head"
+                continue
+            kw["source_probs"] = feats.source_probs
+        t = time.perf_counter()
+        values[name] = float(fn(feats.features, sample.labels, **kw))
+        timings[name] = time.perf_counter() - t
+    report.models.append(ModelScore(rec.id, values, feats.features.shape[0], feats.features.shape[1],
+                                    feats.seconds, timings, feats.cached, feats.device, skipped=skipped,
+                                    weights_commit=got.commit if got is not None else None,
+                                    download_bytes=got.bytes if got is not None else 0,
+                                    download_seconds=got.seconds if got is not None and got.bytes else 0.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,7 +208,11 @@ def score_sample(
 _FALLBACK_PARAM_RATE = 5e8  # samples/s ~ this / parameters on 2 CPU cores (ResNet-50: ~20 images/s)
 
 
-def make_plan(records: Sequence[Any], sample: Any) -> list[Plan]:
+def make_plan(records: Sequence[Any], sample: Any, fetch: Any = None) -> list[Plan]:
+    """Per model: cached or not, the estimated time, what must be downloaded first, and data-fit warnings.
+
+    With a :class:`zoo.fetching.FetchPolicy` that may fetch, the Hub is asked what each absent model's
+    loader needs (sizes from its file listing); a model the Hub or zoo refuses gets its ``error`` now."""
     from zoo.features import cache_info, feature_key
 
     entries = cache_info()  # the sidecars only: enough to know what is cached and how fast it was made
@@ -178,8 +230,35 @@ def make_plan(records: Sequence[Any], sample: Any) -> list[Plan]:
         except ZooError:
             cached = False
         rate = speeds.get(rec.id) or (_FALLBACK_PARAM_RATE / rec.params if rec.params else 20.0)
-        plans.append(Plan(rec.id, cached, 0.0 if cached else len(sample) / rate, fit_warnings(rec, sample, stats)))
+        plan = Plan(rec.id, cached, 0.0 if cached else len(sample) / rate, fit_warnings(rec, sample, stats))
+        if fetch is not None and sample.modality != "array":
+            _plan_download(plan, rec, fetch)
+        plans.append(plan)
     return plans
+
+
+def _plan_download(plan: Plan, rec: Any, policy: Any) -> None:
+    """Fill the download part of a model's plan (asks the Hub only for models absent here)."""
+    from zoo.fetching import FetchError, download_rate, hub_repo, loadable_reason, local_snapshot
+
+    if hub_repo(rec.weights) is None or local_snapshot(rec.weights) is not None:
+        return
+    why = loadable_reason(rec)
+    if why is not None:
+        plan.error = why
+        return
+    if not policy.active or not policy.reachable():
+        return  # said when the model's turn comes: its weights are absent, and why they cannot be fetched
+    try:
+        fplan = policy.plan(rec)
+    except FetchError as e:
+        plan.error = str(e)
+        return
+    if fplan.refused:
+        plan.error = fplan.refused
+        return
+    plan.download_bytes = fplan.download_bytes
+    plan.download_estimate_seconds = fplan.download_bytes / download_rate()[0]
 
 
 def _sample_stats(sample: Any, probe: int = 32) -> dict[str, Any]:

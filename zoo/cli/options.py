@@ -80,3 +80,20 @@ def column_options(f: Callable) -> Callable:
     """Which columns of a CSV/TSV/JSONL sample hold the text and the label."""
     f = click.option("--label-column", default="label", show_default=True, help="Label column of a CSV/TSV/JSONL file.")(f)
     return click.option("--text-column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL file.")(f)
+
+
+def fetch_options(f: Callable) -> Callable:
+    """Whether and how much a command may download: weights not on this machine are fetched from the Hub."""
+    f = click.option("--allow-pickle", is_flag=True,
+                     help="Accept repos that hold only pickled weights (.bin), read with weights_only=True.")(f)
+    f = click.option("--max-download", metavar="SIZE", envvar="ZOO_MAX_DOWNLOAD",
+                     help="Download at most this much in this command (e.g. 10GB, 500MB, none; default "
+                          "ZOO_MAX_DOWNLOAD or 10GB).")(f)
+    return click.option("--no-fetch", is_flag=True,
+                        help="Use only weights already on this machine; never download.")(f)
+
+
+def fetch_kwargs(kw: dict) -> dict:
+    """The API's fetch arguments from :func:`fetch_options`' values (removed from ``kw``)."""
+    return {"fetch": not kw.pop("no_fetch", False), "max_download": kw.pop("max_download", None),
+            "allow_pickle": kw.pop("allow_pickle", False)}

@@ -26,9 +26,10 @@ def _signal(v: object) -> str:
 @opt.column_options
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the domain shift is measured.")
+@opt.fetch_options
 @opt.json_option
 @opt.db_option
-def plan(data, model_id, text_column, label_column, device, as_json, db) -> None:
+def plan(data, model_id, text_column, label_column, device, as_json, db, **kw) -> None:
     """Plan the transfer of MODEL to your data: linear probe, partial or full fine-tune, or LoRA.
 
     The plan comes from your data budget (examples per class) and the measured domain shift, through
@@ -38,9 +39,14 @@ def plan(data, model_id, text_column, label_column, device, as_json, db) -> None
     Example:
       zoo plan --data ./my_images --model local:cifar_resnet20.c10
     """
+    from zoo.fetching import FetchPolicy, using
     from zoo.plan import plan_for
 
-    p = plan_for(data, model_id, db=db, device=device, text_column=text_column, label_column=label_column)
+    fkw = opt.fetch_kwargs(kw)
+    policy = FetchPolicy.make(fkw["fetch"], max_download=fkw["max_download"], allow_pickle=fkw["allow_pickle"],
+                              progress=not as_json)
+    with using(policy):  # the plan's measurements load the model: fetched under this command's budget
+        p = plan_for(data, model_id, db=db, device=device, text_column=text_column, label_column=label_column)
     if as_json:
         echo_json(p)
         return

@@ -35,12 +35,13 @@ from zoo.cli.render import echo_json, fmt_params, table
               help="Fine-tune the last block + a new head for this many epochs instead of a linear probe.")
 @click.option("--score", "score_name",
               help="Also compute this transferability score (e.g. logme) and report its rank agreement with the probe.")
+@opt.fetch_options
 @opt.json_option
 @opt.db_option
 @click.pass_context
 def probe(ctx: click.Context, data: str, models: str, folds: int, min_folds: int | None, seed: int, grid: str,
           device: str, max_samples: int, text_column: str, label_column: str, force: bool, finetune_epochs: int,
-          score_name: str | None, as_json: bool, db: str | None) -> None:
+          score_name: str | None, as_json: bool, db: str | None, **kw: Any) -> None:
     """Measure each model's accuracy on your labelled sample: a linear probe on its features.
 
     Multinomial logistic regression on the features (cached, shared with `zoo score`), its
@@ -59,7 +60,7 @@ def probe(ctx: click.Context, data: str, models: str, folds: int, min_folds: int
     rep = run(data, ids, folds=folds, seed=seed, device=device, force=force, finetune_epochs=finetune_epochs,
               max_samples=max_samples, grid=grid, min_folds=min_folds, text_column=text_column,
               label_column=label_column, db=db, score=score_name,
-              progress=lambda line: click.echo(line, err=True))
+              progress=lambda line: click.echo(line, err=True), **opt.fetch_kwargs(kw))
     if as_json:
         echo_json(rep)
     else:

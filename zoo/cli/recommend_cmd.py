@@ -64,8 +64,8 @@ def data_options(f):
         click.option("--scores", help="With --data: scorers separated by commas "
                                       "(default: logme,hscore,shrinkage_hscore,transrate,knn)."),
         click.option("--score-top", type=click.IntRange(min=1), default=10, show_default=True,
-                     help="With --data and no --candidates: score this many of the best candidates whose weights "
-                          "are on this machine."),
+                     help="With --data and no --candidates: score this many of the best candidates of the catalog "
+                          "(one per architecture), fetching the weights that are not on this machine."),
         opt.column_options,
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where features are extracted."),
@@ -75,6 +75,7 @@ def data_options(f):
         click.option("--probe-top", type=click.IntRange(min=0), default=0, show_default=True,
                      help="With --data: linear-probe the top K (5-fold, on the cached features) and re-rank them "
                           "by probe accuracy."),
+        opt.fetch_options,
     ]):
         f = deco(f)
     return f
@@ -86,7 +87,8 @@ def _data_kwargs(kw: dict) -> dict:
     return {"data": kw["data"], "max_samples": kw["max_samples"], "score_top": kw["score_top"],
             "scores": [s.strip() for s in kw["scores"].split(",") if s.strip()] if kw["scores"] else None,
             "text_column": kw["text_column"], "label_column": kw["label_column"], "device": kw["device"],
-            "probe_top": kw["probe_top"], "train_size": kw["train_size"]}
+            "probe_top": kw["probe_top"], "train_size": kw["train_size"], "fetch": not kw["no_fetch"],
+            "max_download": kw["max_download"], "allow_pickle": kw["allow_pickle"]}
 
 
 @click.command()
@@ -169,11 +171,16 @@ def _store(rec, options: dict, db, report_dir, *, quiet: bool) -> None:
             click.echo(f"Report: {paths.html} (also {Path(paths.markdown).name}, {Path(paths.json).name})", err=True)
 
 
-def _echo_not_scored(rec) -> None:
-    if rec.not_scored:
-        click.echo(f"\nNot scored ({len(rec.not_scored)}):")
-        for mid, why in rec.not_scored.items():
-            click.echo(f"  {mid}: {why}")
+def _echo_not_scored(rec, shown: int = 12) -> None:
+    """Why candidates were not scored, grouped by reason when many share one (a Hub without them: 404)."""
+    if not rec.not_scored:
+        return
+    click.echo(f"\nNot scored ({len(rec.not_scored)}):")
+    items = list(rec.not_scored.items())
+    for mid, why in items[:shown]:
+        click.echo(f"  {mid}: {why}")
+    if len(items) > shown:
+        click.echo(f"  … and {len(items) - shown} more (--json lists every one with its reason).")
 
 
 def _echo_data_table(rec) -> None:

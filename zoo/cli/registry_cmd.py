@@ -98,6 +98,8 @@ def stats(as_json, db) -> None:
         return
     click.echo(f"{s.total} models  (catalog: {s.catalog or 'none'}, version {s.catalog_version or '?'}; "
                f"user db: {s.user_db})")
+    click.echo(f"{s.loadable} of {s.total} can be loaded by zoo (fetched from the Hub when not on this machine); "
+               f"not loadable: " + (", ".join(f"{n} {why}" for why, n in s.not_loadable.items()) or "none") + ".")
     for title, counts in (("source", s.by_source), ("modality", s.by_modality),
                           ("license class", s.by_license_class), ("domain", s.by_domain)):
         click.echo(f"\n{title}:")

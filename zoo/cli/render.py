@@ -29,13 +29,25 @@ def echo_json(obj: Any) -> None:
 
 
 def echo_extraction_plan(plan: Sequence[Any]) -> None:
-    """Said before any extraction (``zoo score``, ``zoo recommend --data``): how many models need
-    features, a rough time estimate, and where the data does not fit a model."""
-    todo = [p for p in plan if not p.cached]
+    """Said before any extraction (``zoo score``, ``zoo recommend --data``): what must be downloaded,
+    how many models need features, a rough time estimate, and where the data does not fit a model."""
+    from zoo.fetching import download_rate, fmt_bytes
+
+    runnable = [p for p in plan if not getattr(p, "error", None)]
+    todo = [p for p in runnable if not p.cached]
     total = sum(p.estimate_seconds for p in todo)
-    click.echo(f"Extracting features for {len(todo)} of {len(plan)} models ({len(plan) - len(todo)} cached); "
+    fetch = [p for p in runnable if getattr(p, "download_bytes", 0)]
+    if fetch:
+        nbytes = sum(p.download_bytes for p in fetch)
+        secs = sum(p.download_estimate_seconds for p in fetch)
+        click.echo(f"Downloading {fmt_bytes(nbytes)} for {len(fetch)} model(s) first: about {secs:.0f} s at "
+                   f"{download_rate()[1]}.", err=True)
+    click.echo(f"Extracting features for {len(todo)} of {len(runnable)} models ({len(runnable) - len(todo)} cached); "
                f"rough estimate {total:.0f} s.", err=True)
     for p in plan:
+        if getattr(p, "error", None):
+            click.echo(f"  not scored: {p.id}: {p.error}", err=True)
+            continue
         for w in p.warnings:
             click.echo(f"  warning: {p.id}: {w}", err=True)
 

@@ -96,6 +96,12 @@ def show_cmd(run_id: str, db: str | None, as_json: bool) -> None:
     click.echo()
     for c in run.candidates[:3]:
         click.echo(f"{c.rank}. {c.id}: {c.reason}")
+    measured = [c for c in run.candidates if c.weights_commit]
+    if measured:
+        click.echo("\nWeights measured (Hub commits):")
+        for c in measured:
+            repo = str(c.record.get("weights") or "").removeprefix("hf:").split("@", 1)[0]
+            click.echo(f"  {c.id}: {repo}@{c.weights_commit}")
     click.echo(f"\nReport: zoo report {run.id} --out DIR")
 
 
