@@ -14,9 +14,11 @@ sample's item order.
   result is the arrays themselves, flattened to ``(n, -1)`` float32, for any model. This lets users
   score embeddings they computed elsewhere. Nothing is loaded and nothing is cached.
 
-A sample whose modality does not fit the model (texts into an image model, ...) raises
-:class:`~zoo.errors.UsageError` naming models that fit; weights missing on this machine raise the
-backbone's :class:`~zoo.errors.WeightsUnavailable`.
+A vision-language (``multimodal``) record reads image and text samples through the tower that fits
+(``load_backbone(..., modality=sample.modality)``; :func:`zoo.fetching.served_modalities` says which records
+split into towers). A sample whose modality does not fit the model (texts into an image model, audio into
+CLIP, ...) raises :class:`~zoo.errors.UsageError` naming models that fit; weights missing on this machine
+raise the backbone's :class:`~zoo.errors.WeightsUnavailable`.
 
 Source probabilities (for LEEP and NCE): ``extract(..., with_source_probs=True)`` also returns the
 source model's softmax over its pre-training classes, ``Features.source_probs`` ``(n, C_source)``,
@@ -43,8 +45,8 @@ array cannot be read or whose shape disagrees with its metadata (a truncated fil
 damaged source probabilities alone are recomputed from the features (or with one pass). :func:`feature_key` hashes the model id, a cheap fingerprint of the weight files
 (size, mtime and a hash of the first and last MiB; a Hugging Face snapshot's folder name), the
 sample's content hash and item order, and everything in the record that changes the features
-(input size, mean, std, interpolation, crop_pct, max_length, pooling, ...) plus
-:data:`FEATURES_VERSION`. Changing any of them gives a new key; stale entries stay until
+(input size, mean, std, interpolation, crop_pct, max_length, pooling, ...), a vision-language
+model's tower, plus :data:`FEATURES_VERSION`. Changing any of them gives a new key; stale entries stay until
 :func:`clear_cache` (``zoo cache clear``) removes them.
 """
 
@@ -210,7 +212,8 @@ def _order_digest(sample: Sample) -> str:
 
 
 def feature_key(record: ModelRecord, sample: Sample) -> str:
-    """The cache key: sha256 over the model id, its weights' fingerprint, the sample and the preprocessing."""
+    """The cache key: sha256 over the model id, its weights' fingerprint, the sample and the preprocessing (and,
+    for a vision-language model, the tower: the sample's modality)."""
     doc = {
         "model": record.id,
         "weights": _weights_fingerprint(record) if sample.modality != "array" else None,
@@ -219,6 +222,8 @@ def feature_key(record: ModelRecord, sample: Sample) -> str:
         "order": _order_digest(sample),
         "preprocessing": _preprocessing(record),
     }
+    if record.modality == "multimodal" and sample.modality != "array":
+        doc["tower"] = sample.modality  # a vision-language model: the image and the text tower give other features
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -238,13 +243,26 @@ def _fitting_models(modality: str, limit: int = 6) -> list[str]:
     return out[:limit]
 
 
+def _tower(record: ModelRecord, sample: Sample) -> str | None:
+    """The ``modality`` to load ``record`` for: the sample's, which picks a vision-language model's tower."""
+    return sample.modality if sample.modality in ("image", "text") else None
+
+
 def _check_modality(record: ModelRecord, sample: Sample) -> None:
-    if sample.modality == "array" or sample.modality == record.modality:
+    """The sample's data fits the model: its own modality, or a tower of a vision-language model
+    (:func:`zoo.fetching.served_modalities`); precomputed arrays fit every model."""
+    from zoo.fetching import loadable_reason, served_modalities
+
+    if sample.modality == "array" or sample.modality in served_modalities(record):
         return
     fits = _fitting_models(sample.modality)
     examples = f" Models that fit {sample.modality} data here: {', '.join(fits)}." if fits else ""
+    why = ""
+    if record.modality == "multimodal":
+        reason = loadable_reason(record)
+        why = f" ({reason.rstrip('.')})" if reason else ""
     raise UsageError(
-        f"{record.id} is a {record.modality} model, but the sample {sample.source} is {sample.modality} data. "
+        f"{record.id} is a {record.modality} model{why}, but the sample {sample.source} is {sample.modality} data. "
         f"Pick a {sample.modality} model (`zoo search --modality {sample.modality}`).{examples} "
         "Precomputed embeddings (.npz with arrays x, y) fit every model.")
 
@@ -401,7 +419,7 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
 
     t0 = time.perf_counter()
     if lb is None:
-        lb = load_backbone(record, device=device)
+        lb = load_backbone(record, device=device, modality=_tower(record, sample))
     load_seconds = time.perf_counter() - t0
     want = with_source and lb.has_source_head
     items = list(sample.items or [])
@@ -524,7 +542,7 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
             from zoo.backbones import load_backbone
 
             t0 = time.perf_counter()
-            lb = load_backbone(record, device=device)
+            lb = load_backbone(record, device=device, modality=_tower(record, sample))
             probs = lb.source_probs_from_features(arr) if lb.has_source_head else None
             if probs is not None or not lb.has_source_head:
                 meta = _meta(key, record, sample, arr, lb.device, float(meta.get("seconds") or 0.0), probs,

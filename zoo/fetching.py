@@ -44,7 +44,7 @@ from zoo.errors import UsageError, WeightsUnavailable
 __all__ = [
     "DEFAULT_MAX_DOWNLOAD", "FetchError", "FetchPlan", "FetchPolicy", "FetchReport", "FetchResult", "GatedModel",
     "HubUnavailable", "ModelNotOnHub", "NotLoadable", "fetch", "hub_endpoint", "hub_repo", "loadable_reason",
-    "offline_mode", "parse_size", "plan", "snapshot_complete", "wanted_files",
+    "offline_mode", "parse_size", "plan", "served_modalities", "snapshot_complete", "wanted_files",
 ]
 
 DEFAULT_MAX_DOWNLOAD = 10 * 10**9  # bytes one command may download unless --max-download says otherwise
@@ -156,20 +156,57 @@ def _repo_folder(repo: str) -> Path:
 
 # ---------------------------------------------------------------------------------------- what a loader needs
 
-# Which libraries zoo loads, and the data each serves (vision-language models: the tower that fits the data).
-# This is the one place the fetcher and `zoo stats` learn it; zoo.backbones registers the adapters.
+# Which libraries zoo loads, and the record modalities each serves. A "multimodal" record is a
+# vision-language dual encoder: zoo loads the one tower that fits the data (:data:`TOWERS`), and for
+# transformers only the model types in DUAL_ENCODER_TYPES (``loadable_reason`` refuses the rest).
+# This is the one place the fetcher, `zoo stats`, zoo.features and zoo.backbones learn it; zoo.backbones
+# registers the adapters.
 LOADABLE_MODALITIES: dict[str, tuple[str, ...]] = {
     "timm": ("image",),
     "torchvision": ("image",),
     "cifar_resnet": ("image",),
     "mini_xception": ("image",),
-    "transformers": ("image", "text"),
+    "transformers": ("image", "text", "multimodal"),
     "sentence-transformers": ("text",),
     "onnx": ("text",),
     "glove_avg": ("text",),
+    "open_clip": ("multimodal",),
 }
-# transformers multimodal records zoo can split into an image and a text tower (CLIP-style dual encoders).
-DUAL_ENCODER_TYPES = ("clip", "siglip", "siglip2", "metaclip", "chinese_clip", "altclip")
+# The data a multimodal (vision-language) record reads: one tower each, the image tower by default.
+TOWERS = ("image", "text")
+# transformers model types (config.json ``model_type``) that are CLIP-style dual encoders, with
+# ``get_image_features``/``get_text_features`` on one image and one text tower: zoo loads either tower.
+# Not here on purpose: siglip2 (NaFlex inputs: a variable patch grid per image, with a mask and the grid
+# shape beside the pixels, which zoo's one-tensor-per-image pipeline does not carry), blip/blip-2/flava
+# (fusion models), owlvit/owlv2/clipseg/groupvit (detection and segmentation heads), clap (audio-text),
+# xclip (video-text), layoutlm* and Donut (documents), encoder-decoders (TrOCR: an image record, its encoder loads).
+DUAL_ENCODER_TYPES = ("clip", "siglip", "metaclip_2", "chinese_clip", "altclip", "align", "vision-text-dual-encoder")
+# Catalog records carry no model_type: their ``architecture`` (else the repo name) starts with the family
+# (``clip-vit-base-patch32``, ``siglip-so400m-patch14``, ``xclip-base-patch32``). Compared without ``-``/``_``.
+_DUAL_ENCODER_FAMILIES = ("clip", "siglip", "metaclip", "chineseclip", "altclip", "align", "visiontextdualencoder")
+# transformers models zoo cannot load as an encoder or a tower, with why (families and model types, compared
+# without ``-``/``_``, longest first). The document models are refused as multimodal records only (as image or
+# text records the transformers adapter loads their encoder). Encoder-decoders (TrOCR) load their encoder.
+_NOT_ENCODERS: dict[str, str] = {
+    "clap": "an audio-text model (CLAP); zoo has no audio tower",
+    "xclip": "a video-text model (X-CLIP); zoo loads image and text towers, not video",
+    "siglip2": ("a SigLIP 2 (NaFlex) model, whose image inputs (a variable patch grid with its mask and shape) zoo's "
+                "one-tensor-per-image pipeline does not carry"),
+    "blip": "a vision-language fusion model (BLIP), not a CLIP-style dual encoder",
+    "blip2": "a vision-language fusion model (BLIP-2), not a CLIP-style dual encoder",
+    "flava": "a vision-language fusion model (FLAVA), not a CLIP-style dual encoder",
+    "owlvit": "an open-vocabulary detector (OWL-ViT), not a feature encoder",
+    "owlv2": "an open-vocabulary detector (OWLv2), not a feature encoder",
+    "clipseg": "a segmentation model (CLIPSeg), not a feature encoder",
+    "groupvit": "a grouping/segmentation model (GroupViT), not a CLIP-style dual encoder zoo loads",
+}
+_DOCUMENT_MODELS: dict[str, str] = {
+    "donut": ("a document-reading image-to-text encoder-decoder (Donut), not a dual encoder (as an image record, its "
+              "Swin encoder would load)"),
+    "layoutlm": "a document model (LayoutLM: text and word boxes in one encoder), not a dual encoder",
+    "layoutlmv2": "a document model (LayoutLMv2: text, word boxes and the page image in one encoder), not a dual encoder",
+    "layoutlmv3": "a document model (LayoutLMv3: text, word boxes and the page image in one encoder), not a dual encoder",
+}
 
 _TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
               "merges.txt", "added_tokens.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model",
@@ -181,23 +218,63 @@ _PICKLE = re.compile(r"(^|/)(pytorch_model|open_clip_pytorch_model)(-\d+-of-\d+)
 _PICKLE_INDEX = re.compile(r"(^|/)pytorch_model\.bin\.index\.json$")
 
 
-def loadable_reason(record: Any) -> str | None:
-    """Why zoo cannot load ``record`` at all (its library, its modality or where its weights are), or None.
+def _norm(name: str) -> str:
+    return re.sub(r"[-_ .]", "", name.lower())
 
-    Decided from the record alone, before any download. ``zoo stats`` counts the records it passes."""
+
+def _families(record: Any) -> list[str]:
+    """The model family a record names, normalised, compared by prefix: ``extra.model_type``, else its
+    architecture (``clip-vit-base-patch32`` -> ``clipvitbasepatch32``), else each word of its repo name."""
+    extra = record.extra or {}
+    name = extra.get("model_type") or record.architecture
+    if name:
+        return [_norm(str(name))]
+    repo = str(record.id).split(":", 1)[-1].split("@", 1)[0].split("/")[-1]
+    return [_norm(w) for w in re.split(r"[-_ .]", repo) if w]
+
+
+def not_encoder_reason(families: str | Sequence[str], modality: str) -> str | None:
+    """What a transformers model of this type/family is when zoo cannot load it as a ``modality`` encoder, else
+    None. The transformers adapter asks it again with the config's ``model_type`` once the config is read."""
+    names = [_norm(f) for f in ([families] if isinstance(families, str) else families)]
+    table = dict(_NOT_ENCODERS, **(_DOCUMENT_MODELS if modality == "multimodal" else {}))
+    for key in sorted(table, key=len, reverse=True):
+        if any(n.startswith(key) for n in names):
+            return table[key]
+    if modality == "multimodal" and not any(n.startswith(_DUAL_ENCODER_FAMILIES) for n in names):
+        return "a multimodal model that is not a CLIP-style dual encoder"
+    return None
+
+
+def _kind_reason(record: Any) -> str | None:
+    """Why no zoo loader reads ``record``'s kind of model (library, modality, model family), or None."""
     lib = record.library or ""
     mods = LOADABLE_MODALITIES.get(lib)
     if mods is None:
         return (f"zoo has no loader for library {lib or 'unknown'!r}; load {record.id} with its own library "
                 f"(zoo loads: {', '.join(sorted(LOADABLE_MODALITIES))}).")
     if record.modality not in mods:
-        return (f"the {lib} loader reads {' and '.join(mods)} models; {record.id} is a {record.modality} model, "
+        kinds = ", ".join(mods[:-1]) + " and " + mods[-1] if len(mods) > 1 else mods[0]
+        article = "an" if str(record.modality)[:1] in "aeiou" else "a"
+        return (f"the {lib} loader reads {kinds} models; {record.id} is {article} {record.modality} model, "
                 "and zoo cannot load its inputs yet.")
-    if lib == "transformers" and record.modality == "multimodal":
-        mtype = str((record.extra or {}).get("model_type") or record.architecture or "").lower()
-        if not any(t in mtype for t in DUAL_ENCODER_TYPES) and not any(t in record.id.lower() for t in ("clip", "siglip")):
-            return (f"{record.id} is a multimodal transformers model that is not a CLIP-style dual encoder; "
-                    "zoo loads the image or text tower of CLIP/SigLIP models only.")
+    if lib == "transformers":
+        what = not_encoder_reason(_families(record), record.modality)
+        if what is not None:
+            towers = (f" zoo loads the image or text tower of CLIP-style dual encoders "
+                      f"(transformers {', '.join(DUAL_ENCODER_TYPES)}; open_clip)." if record.modality == "multimodal" else "")
+            return f"{record.id} is {what}; zoo cannot load it.{towers} Load it with transformers directly."
+    return None
+
+
+def loadable_reason(record: Any) -> str | None:
+    """Why zoo cannot load ``record`` at all (its library, its modality, its kind of model or where its weights
+    are), or None.
+
+    Decided from the record alone, before any download. ``zoo stats`` counts the records it passes."""
+    why = _kind_reason(record)
+    if why is not None:
+        return why
     loc = record.weights or ""
     if loc.startswith("url:"):
         return (f"the weights of {record.id} are published only at a release URL ({loc[4:]}), not on the Hugging "
@@ -205,6 +282,15 @@ def loadable_reason(record: Any) -> str | None:
     if not loc:
         return f"{record.id} has no weights location in the registry."
     return None
+
+
+def served_modalities(record: Any) -> tuple[str, ...]:
+    """The data modalities zoo can feed ``record``: its own, and for a multimodal (vision-language) record that
+    a loader splits into towers, "image" and "text" (:data:`TOWERS`). zoo.features and zoo.backbones ask this."""
+    own = (record.modality,) if record.modality else ()
+    if record.modality == "multimodal" and _kind_reason(record) is None:
+        return (*TOWERS, *own)
+    return own
 
 
 def wanted_files(library: str, paths: Iterable[str], *, allow_pickle: bool = False) -> tuple[list[str], str | None]:

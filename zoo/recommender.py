@@ -87,16 +87,19 @@ class Candidate:
     probe: Any = None  # zoo.probe.ProbeResult when the candidate was probed (--probe-top)
     plan: Any = None  # zoo.plan.TransferPlan for the top pick when data was given
 
-    def load(self, num_classes: int | None = None, *, device: str = "auto", plan: bool = False):
+    def load(self, num_classes: int | None = None, *, device: str = "auto", plan: bool = False,
+             modality: str | None = None):
         """The backbone ready to fine-tune (``zoo.backbones.LoadedBackbone``) with its own preprocessing.
 
+        ``modality`` is the data it will read: for a vision-language (multimodal) candidate it picks the
+        tower, ``"image"`` (the default, said in the backbone's ``note``) or ``"text"``.
         ``plan=True`` applies this candidate's transfer plan (``zoo.plan.apply_plan``): frozen and
         unfrozen blocks, optimizer parameter groups with the planned learning rates, LoRA for
         transformers; it returns a ``zoo.plan.PlannedModel``."""
         from zoo.backbones import load_backbone
 
         if not plan:
-            return load_backbone(self.record, num_classes=num_classes, device=device)
+            return load_backbone(self.record, num_classes=num_classes, device=device, modality=modality)
         if self.plan is None:
             raise UsageError(f"{self.id} has no transfer plan: recommend with data=..., or make one with "
                              f"zoo.plan.plan_for(data, {self.id!r}).")
@@ -104,7 +107,8 @@ class Candidate:
             raise UsageError("load(plan=True) needs num_classes: the plan trains a new head.")
         from zoo.plan import apply_plan
 
-        return apply_plan(load_backbone(self.record, num_classes=num_classes, device=device), self.plan, num_classes)
+        return apply_plan(load_backbone(self.record, num_classes=num_classes, device=device, modality=modality),
+                          self.plan, num_classes)
 
 
 @dataclass

@@ -98,11 +98,11 @@ class StoredCandidate:
         """The ``ModelRecord`` as it was at run time (fields unknown to this zoo are dropped)."""
         return ModelRecord(**{k: v for k, v in self.record.items() if k in RECORD_FIELDS})
 
-    def load(self, num_classes: int | None = None, *, device: str = "auto") -> Any:
-        """The backbone ready to fine-tune, like ``Candidate.load``."""
+    def load(self, num_classes: int | None = None, *, device: str = "auto", modality: str | None = None) -> Any:
+        """The backbone ready to fine-tune, like ``Candidate.load`` (``modality`` picks a vision-language tower)."""
         from zoo.backbones import load_backbone
 
-        return load_backbone(self.model_record(), num_classes=num_classes, device=device)
+        return load_backbone(self.model_record(), num_classes=num_classes, device=device, modality=modality)
 
 
 @dataclass

@@ -37,6 +37,7 @@ _HEADLESS = {
     "sentence-transformers": "a sentence-transformers encoder has no classification head",
     "onnx": "the ONNX graph is a sentence encoder with no classification head",
     "glove_avg": "averaged word vectors have no classification head",
+    "open_clip": "an OpenCLIP tower embeds images or texts for contrastive matching; it has no classification head",
 }
 # Libraries whose adapters always keep the checkpoint's classifier.
 _WITH_HEAD = {"torchvision", "cifar_resnet", "mini_xception"}

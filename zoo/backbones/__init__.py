@@ -11,6 +11,11 @@ with :func:`register_adapter` (like timm's ``@register_model``). Every adapter r
   three channels);
 - text: ``list[str]`` -> the model's inputs (token ids etc.).
 
+Vision-language models (``multimodal`` records: CLIP-style dual encoders) load ONE tower, the one that
+fits the data: ``load_backbone(record, modality="image")`` (the default, said in ``note``) or
+``modality="text"``; :func:`zoo.fetching.served_modalities` says which data a record reads and
+``LoadedBackbone.modality`` what was loaded. Features are the tower's projected embedding.
+
 ``LoadedBackbone.features(batch)`` returns penultimate features as a NumPy array, under
 ``torch.inference_mode`` and in eval mode: for images ``batch`` is already preprocessed (a tensor
 ``(N, C, H, W)`` or a list of ``preprocess`` outputs); for text it is the raw strings. Conv nets run
@@ -46,7 +51,9 @@ Layout (supporting a new library means adding one ``from_<library>.py`` module a
 - one module per adapter family: :mod:`~zoo.backbones.from_timm`, :mod:`~zoo.backbones.from_torchvision`,
   :mod:`~zoo.backbones.from_zoo_nets` (``cifar_resnet``, ``mini_xception``),
   :mod:`~zoo.backbones.from_sentence_transformers`, :mod:`~zoo.backbones.from_transformers`,
-  :mod:`~zoo.backbones.from_onnx`, :mod:`~zoo.backbones.from_glove` (``glove_avg``).
+  :mod:`~zoo.backbones.from_onnx`, :mod:`~zoo.backbones.from_glove` (``glove_avg``),
+  :mod:`~zoo.backbones.from_vision_language` (the towers of transformers dual encoders, reached through the
+  ``transformers`` adapter), :mod:`~zoo.backbones.from_open_clip`.
 
 Importing this package imports no torch: every torch, timm and transformers import sits inside the
 function that needs it.
@@ -82,6 +89,10 @@ Adapters (``adapter_names()``):
     masked mean of the token output, L2-normalised. Frozen (``trainable=False``).
 ``glove_avg``
     Average of GloVe vectors of the lower-cased words (OOV ignored, no words -> zeros). Frozen.
+``open_clip``
+    One tower of an OpenCLIP model from its folder (``open_clip_config.json`` + ``open_clip_model.safetensors``):
+    only that tower is built and read; ``encode_image`` with ``open_clip.image_transform``, or ``encode_text``
+    with the folder's tokenizer. No download, no repo code.
 """
 
 from __future__ import annotations
@@ -90,10 +101,12 @@ from __future__ import annotations
 from zoo.backbones import (  # noqa: F401
     from_glove,
     from_onnx,
+    from_open_clip,
     from_sentence_transformers,
     from_timm,
     from_torchvision,
     from_transformers,
+    from_vision_language,  # after from_transformers: it registers "transformers" over it (dual-encoder towers)
     from_zoo_nets,
 )
 from zoo.backbones.core import LoadedBackbone, NoAdapter, adapter_names, cache_dir, load_backbone, register_adapter

@@ -5,6 +5,7 @@ zoo's cache folder. Adapters live one library family per module beside this one.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import ZooError
+from zoo.errors import UsageError, ZooError
 from zoo.record import ModelRecord
 
 
@@ -33,6 +34,9 @@ class LoadedBackbone:
     param_groups: list[dict] | None = None
     plan: object | None = None
     device: str = "cpu"
+    # The data this backbone reads: the record's modality, or for a vision-language (multimodal) record the
+    # tower that was loaded ("image" or "text").
+    modality: str = ""
     # The pre-training classifier, kept for LEEP/NCE (zoo.source_heads). source_classes is None when the
     # weights carry no classifier, and no_source_head then says why.
     source_classes: int | None = None
@@ -137,7 +141,9 @@ def register_adapter(*names: str) -> Callable:
 
     ``load_backbone`` adds the head, the device and the requires_grad flags; an adapter only loads
     the weights and sets ``model``, ``preprocess``, ``feature_dim``, ``trainable``, ``note`` and the
-    feature function.
+    feature function. An adapter that loads one tower of a vision-language model declares a keyword
+    ``modality`` (``fn(record, *, device, modality)``): ``load_backbone`` then passes the data modality it
+    resolved ("image" or "text" for a multimodal record, else the record's own); others never get it.
     """
 
     def deco(fn: Callable[..., LoadedBackbone]) -> Callable[..., LoadedBackbone]:
@@ -153,8 +159,13 @@ def adapter_names() -> list[str]:
 
 
 def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device: str = "auto",
-                  fetch: Any = None) -> LoadedBackbone:
+                  fetch: Any = None, modality: str | None = None) -> LoadedBackbone:
     """Load ``record``'s weights as a backbone (+ a new ``nn.Linear(feature_dim, num_classes)`` head).
+
+    ``modality`` is the data the backbone will read. It picks the tower of a vision-language
+    (``multimodal``) record: ``"image"`` (the default when it is None; ``note`` says so) or ``"text"``; for
+    any other record it may only repeat the record's modality. Which data a record can read is
+    :func:`zoo.fetching.served_modalities`; ``LoadedBackbone.modality`` says what was loaded.
 
     Weights that are not on this machine are fetched from the Hub first (:mod:`zoo.fetching`): under
     ``fetch`` (a ``FetchPolicy``, or ``False`` to keep to what is on disk), else the command's current
@@ -170,10 +181,20 @@ def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device
         )
     if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
         raise ZooError(f"num_classes must be a positive integer, got {num_classes!r}")
+    tower, default_note = _data_modality(record, modality)
     ensure(record, fetch)
     dev = _device(device)
-    lb = _ADAPTERS[lib](record, device=dev)
+    adapter = _ADAPTERS[lib]
+    if "modality" in inspect.signature(adapter).parameters:
+        lb = adapter(record, device=dev, modality=tower)
+    elif tower != record.modality:
+        raise NoAdapter(f"The {lib} adapter loads {record.modality} models only; {record.id} cannot read {tower} data.")
+    else:
+        lb = adapter(record, device=dev)
     lb.device = dev
+    lb.modality = tower
+    if default_note:
+        lb.note = (lb.note + " " if lb.note else "") + default_note
     if not lb.has_source_head:
         from zoo.source_heads import source_head_status
 
@@ -190,6 +211,29 @@ def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device
 
         lb.head = torch.nn.Linear(lb.feature_dim, num_classes).to(dev)
     return lb
+
+
+def _data_modality(record: ModelRecord, modality: str | None) -> tuple[str, str]:
+    """The data modality ``record`` is loaded for (its tower, for a vision-language record) and, when that was
+    a default rather than asked for, a sentence saying so."""
+    from zoo.fetching import TOWERS, loadable_reason, served_modalities
+
+    if record.modality != "multimodal":
+        if modality not in (None, record.modality):
+            raise UsageError(f"{record.id} is a {record.modality} model; it cannot be loaded for {modality} data. "
+                             f"Pick a {modality} model (`zoo search --modality {modality}`).")
+        return record.modality, ""
+    towers = [m for m in served_modalities(record) if m in TOWERS]
+    if not towers:
+        raise UsageError(loadable_reason(record) or f"{record.id}: zoo cannot load a tower of this multimodal model.")
+    if modality is None:
+        tower = "image" if "image" in towers else towers[0]
+        return tower, (f"Loaded the {tower} tower of this vision-language model (the default); "
+                       f"pass modality={'text' if tower == 'image' else 'image'!r} for the other tower.")
+    if modality not in towers:
+        raise UsageError(f"{record.id} is a vision-language model with {' and '.join(towers)} towers; it cannot read "
+                         f"{modality} data.")
+    return modality, ""
 
 
 def _device(device: str) -> str:
