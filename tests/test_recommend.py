@@ -165,7 +165,8 @@ def test_load_best_backbone_offline():
     x = loaded.preprocess(Image.fromarray(img))
     assert tuple(x.shape) == (3, 32, 32)
     rec = zoo.recommend("chest x-ray", candidates=["hf:microsoft/rad-dino"])
-    with pytest.raises(WeightsUnavailable, match="huggingface-cli download"):
+    with pytest.raises(WeightsUnavailable, match=r"HF_HUB_OFFLINE.*`zoo fetch hf:microsoft/rad-dino` or "
+                                                 r"`hf download microsoft/rad-dino`"):
         rec.best.load(num_classes=2)
 
 

@@ -109,3 +109,22 @@ def test_leep_and_nce_use_the_source_head_and_skip_without_one(digits_folder, tm
     csv.write_text("\n".join(rows))
     text = score(csv, ["local:glove-6b-50d.avg"], scores=["leep", "knn"]).models[0]
     assert set(text.scores) == {"knn"} and "leep" in text.skipped
+
+
+def test_a_model_that_raises_a_library_error_is_reported_and_the_others_are_scored(tmp_path, digits_folder):
+    """One broken candidate never sinks a run: a garbage checkpoint makes torch.load raise its own error."""
+    import zoo
+
+    garbage = tmp_path / "broken.pth"
+    garbage.write_bytes(b"this is not a protobuf" * 10)
+    manifest = tmp_path / "broken.yaml"
+    manifest.write_text(f"manifest: broken\nmodels:\n  - id: local:mobilenet_v2.broken\n    modality: image\n"
+                        f"    library: torchvision\n    license: mit\n    weights: file:{garbage}\n")
+    zoo.index("manifest", path=str(manifest))
+    rep = score(digits_folder, ["local:mobilenet_v2.broken", "local:cifar_resnet20.c10"], scores=["knn"])
+    broken, good = rep.models
+    assert broken.error and "local:mobilenet_v2.broken could not be loaded or run" in broken.error and "ZOO_DEBUG" in broken.error
+    assert good.error is None and 0 <= good.scores["knn"] <= 1
+    res = CliRunner().invoke(cli, ["score", "--data", str(digits_folder), "--models",
+                                   "local:mobilenet_v2.broken,local:cifar_resnet20.c10", "--scores", "knn"])
+    assert res.exit_code == 0 and "Traceback" not in res.output and "local:cifar_resnet20.c10" in res.output

@@ -104,7 +104,7 @@ def select(scored: Sequence[Any], *, explicit: bool, group: bool, score_top: int
             if hub_repo(rec.weights) is None:
                 why = f"weights not on this machine ({rec.weights})"
             elif not (policy.active and policy.reachable()):
-                why = f"weights not on this machine ({rec.weights}), and {policy.why_not()}"
+                why = f"weights not on this machine ({rec.weights}), and {policy.why_not(rec)}"
             elif lookups >= max_lookups:
                 why = (f"weights not on this machine; not looked up on the Hub ({max_lookups} candidates above it "
                        "were); `zoo fetch` it, or name it in --candidates")
@@ -121,6 +121,7 @@ def select(scored: Sequence[Any], *, explicit: bool, group: bool, score_top: int
                     elif left is not None and planned_bytes + fplan.download_bytes > left:
                         why = (f"fetching it would download {fmt_bytes(fplan.download_bytes)}, past this command's "
                                f"--max-download ({fmt_bytes(policy.max_bytes or 0)}) with the candidates above it")
+                        policy.discard(rec.id)
                     else:
                         planned_bytes += fplan.download_bytes
         if why is not None:
@@ -174,6 +175,8 @@ def rank_with_data(
         cand.data_seconds = m.extract_seconds + sum(m.score_seconds.values())
         cand.data_cached = m.cached
         cand.weights_commit = m.weights_commit
+        cand.download_bytes, cand.download_seconds = m.download_bytes, m.download_seconds
+        cand.extract_seconds = m.extract_seconds
         measured.append(cand)
     for plan in report.plan:
         if plan.warnings and plan.id in {c.id for c in measured}:

@@ -406,6 +406,7 @@ class FetchPlan:
     commit: str | None  # what it resolved to on the Hub
     files: list[PlannedFile] = field(default_factory=list)
     refused: str | None = None  # why it will not be fetched (never downloaded)
+    new_snapshot: bool = False  # planning created the snapshot folder (its JSON files): remove it if never fetched
 
     @property
     def total_bytes(self) -> int:
@@ -528,24 +529,19 @@ def _retrying(call: Callable[[], Any]) -> Any:
 
 def _check_custom_code(record_id: str, library: str, repo: str, commit: str, files: Sequence[str],
                        endpoint: str, token: Any) -> str | None:
-    """Read the repo's small JSON files (into a scratch folder) and refuse what would need custom code."""
-    import tempfile
-
+    """Read the repo's small JSON files (into the cache: the download needs them anyway) and refuse what
+    would need custom code. The caller removes them again when the repo is refused."""
     from huggingface_hub import hf_hub_download
 
-    scratch = tempfile.mkdtemp(prefix="zoo-plan-")  # read aside: nothing lands in the cache for a refused repo
-
     def read(name: str) -> Any:
-        path = hf_hub_download(repo, name, revision=commit, cache_dir=scratch, endpoint=endpoint, token=token)
+        path = hf_hub_download(repo, name, revision=commit, cache_dir=str(hf_cache_dir()), endpoint=endpoint,
+                               token=token)
         try:
             return json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
 
-    try:
-        return _custom_code_reason(record_id, library, files, read)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    return _custom_code_reason(record_id, library, files, read)
 
 
 def _custom_code_reason(record_id: str, library: str, files: Sequence[str], read: Callable[[str], Any]) -> str | None:
@@ -599,16 +595,26 @@ def plan_one(record: Any, *, allow_pickle: bool = False, endpoint: str | None = 
     sizes = {f.path: int(f.size) for f in tree}
     files, why = wanted_files(record.library, sizes, allow_pickle=allow_pickle)
     snap = _repo_folder(repo) / "snapshots" / commit
-    cached = {p: (snap / p).is_file() for p in files}
+    cached = {p: (snap / p).is_file() for p in files}  # before the JSON reads below, which count as this fetch's
+    existed = snap.is_dir()
     if why is None:
         try:
             why = _check_custom_code(record.id, record.library, repo, commit, files, endpoint, token)
         except Exception as e:  # noqa: BLE001
+            _drop_new_snapshot(snap, existed)
             raise _translate(e, record.id, repo, endpoint) from None
     if why is not None:
+        _drop_new_snapshot(snap, existed)
         return FetchPlan(record.id, repo, revision, commit, refused=why)
     planned = [PlannedFile(p, sizes[p], cached[p]) for p in files]
-    return FetchPlan(record.id, repo, revision, commit, planned)
+    return FetchPlan(record.id, repo, revision, commit, planned, new_snapshot=not existed)
+
+
+def _drop_new_snapshot(snap: Path, existed: bool) -> None:
+    """Remove a snapshot folder this call created and left incomplete (links only; blobs stay for a resume),
+    so nothing in the cache looks like a model that is there."""
+    if not existed and snap.is_dir() and not snapshot_complete(snap):
+        shutil.rmtree(snap, ignore_errors=True)
 
 
 def plan(records: Sequence[Any], *, allow_pickle: bool = False, endpoint: str | None = None,
@@ -677,15 +683,14 @@ def download(fplan: FetchPlan, *, endpoint: str | None = None, token: str | bool
         _write_ref(fplan.repo, fplan.revision or "main", fplan.commit)
         return FetchResult(fplan.id, "cached", fplan.repo, fplan.commit, str(snap), 0, fplan.total_bytes,
                            time.perf_counter() - t0)
-    existed = snapshot_complete(snap)
+    existed = snap.is_dir() and snapshot_complete(snap)
     try:
         path = snapshot_download(
             fplan.repo, revision=fplan.commit, allow_patterns=[_literal(f.path) for f in fplan.files],
             cache_dir=str(hf_cache_dir()), endpoint=endpoint, token=token, max_workers=4,
             tqdm_class=None if progress else _silent_tqdm())
     except Exception as e:  # noqa: BLE001
-        if not existed and snap.is_dir() and not snapshot_complete(snap):
-            shutil.rmtree(snap, ignore_errors=True)  # links to finished files only; the blobs stay
+        _drop_new_snapshot(snap, existed)
         raise _translate(e, fplan.id, fplan.repo, endpoint) from None
     missing = [f.path for f in fplan.files if not (Path(path) / f.path).is_file()]
     if missing or not snapshot_complete(Path(path)):
@@ -809,14 +814,17 @@ class FetchPolicy:
             return False
         return True
 
-    def why_not(self) -> str:
-        """Why this policy will not fetch, as a fix a user can follow."""
+    def why_not(self, record: Any = None) -> str:
+        """Why this policy will not fetch, as a fix a user can follow (naming the record's commands)."""
+        rid = record.id if record is not None else "ID"
+        parsed = hub_repo(record.weights) if record is not None else None
+        by_hand = f"`zoo fetch {rid}`" + (f" or `hf download {parsed[0]}`" if parsed else "")
         if not self.enabled:
-            return "fetching is off (--no-fetch); run `zoo fetch ID` or drop --no-fetch"
+            return f"fetching is off (--no-fetch): drop --no-fetch, or run {by_hand} first"
         if offline_mode():
-            return ("offline mode is on (HF_HUB_OFFLINE); unset it to fetch, or fetch on a connected machine and "
-                    "copy the Hugging Face cache (HF_HOME) here")
-        return self.hub_down or "fetching is not possible"
+            return (f"offline mode is on (HF_HUB_OFFLINE): unset it and rerun, or run {by_hand} on a machine that "
+                    "reaches the Hub and copy its Hugging Face cache (HF_HOME) here")
+        return (self.hub_down or "fetching is not possible") + f" ({by_hand} once it answers)"
 
     def plan(self, record: Any) -> FetchPlan:
         """The record's plan (asked once per command)."""
@@ -825,17 +833,21 @@ class FetchPolicy:
                                              token=self.token)
         return self.plans[record.id]
 
+    def discard(self, record_id: str) -> None:
+        """Forget a plan that will not be fetched (over budget, passed over), removing the snapshot folder
+        its planning created, so the cache holds no snapshot that is not whole."""
+        fplan = self.plans.get(record_id)
+        if fplan is not None and fplan.new_snapshot and fplan.repo and fplan.commit and record_id not in self.results:
+            _drop_new_snapshot(_repo_folder(fplan.repo) / "snapshots" / fplan.commit, False)
+
     def ensure(self, record: Any) -> FetchResult:
         """The record's weights on this machine: already there, or fetched now within the budget.
 
         Raises :class:`FetchError` (a :class:`~zoo.errors.WeightsUnavailable`) with the reason and the fix."""
-        from zoo import weights as _weights
-
         if record.id in self.results and self.results[record.id].ok:
             return self.results[record.id]
         parsed = hub_repo(record.weights)
-        if parsed is None:  # shipped files, packages, local folders: there or not, nothing to fetch
-            _weights.resolve_weights(record)
+        if parsed is None:  # shipped files, packages, local folders: there or not (the loader says which)
             res = FetchResult(record.id, "local")
             self.results[record.id] = res
             return res
@@ -849,7 +861,7 @@ class FetchPolicy:
             raise NotLoadable(why)
         if not self.active or not self.reachable():
             raise WeightsUnavailable(f"Weights for {record.id} ({record.weights}) are not on this machine, and "
-                                     f"{self.why_not()}. {_weights._fix_hint(record, record.weights or '')}")
+                                     f"{self.why_not(record)}.")
         fplan = self.plan(record)
         if fplan.refused:
             raise NotLoadable(f"zoo will not load {record.id}: {fplan.refused}")
@@ -865,6 +877,7 @@ class FetchPolicy:
             return res
         need = fplan.download_bytes
         if self.left is not None and need > self.left:
+            _drop_new_snapshot(snap, not fplan.new_snapshot)
             raise OverBudget(f"Fetching {record.id} would download {fmt_bytes(need)}, more than the "
                              f"{fmt_bytes(self.left)} left of this command's --max-download "
                              f"({fmt_bytes(self.max_bytes or 0)}); raise --max-download (or ZOO_MAX_DOWNLOAD), or "
@@ -944,9 +957,10 @@ def fetch(ids: Sequence[str] | str, *, max_download: str | int | None = None, al
             results.append(FetchResult(rec.id, "refused", fplan.repo, fplan.commit, error=fplan.refused))
             continue
         if fplan.repo is None:  # not a Hub repo: it is there or it is not
+            from zoo import weights as _weights
+
             try:
-                policy.ensure(rec)
-                results.append(FetchResult(rec.id, "local", path=str(_local_path(rec))))
+                results.append(FetchResult(rec.id, "local", path=str(_weights.resolve_weights(rec))))
             except WeightsUnavailable as e:
                 results.append(FetchResult(rec.id, "failed", error=str(e)))
             continue
@@ -962,13 +976,6 @@ def fetch(ids: Sequence[str] | str, *, max_download: str | int | None = None, al
         except FetchError as e:
             results.append(FetchResult(rec.id, "failed", fplan.repo, fplan.commit, error=str(e)))
     return FetchReport(results, time.perf_counter() - t0, policy.max_bytes, endpoint)
-
-
-def _local_path(rec: Any) -> Path | None:
-    from zoo import weights as _weights
-
-    return _weights.resolve(rec.weights)
-
 
 
 # ---------------------------------------------------------------------------------------- the command's policy

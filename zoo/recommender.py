@@ -84,6 +84,9 @@ class Candidate:
     data_cached: bool | None = None
     data_warnings: list[str] = field(default_factory=list)
     weights_commit: str | None = None  # with data: the Hub commit of the weights that were measured
+    download_bytes: int = 0  # with data: fetched from the Hub for it by this call
+    download_seconds: float = 0.0
+    extract_seconds: float | None = None  # with data: the feature-extraction part of data_seconds
     probe: Any = None  # zoo.probe.ProbeResult when the candidate was probed (--probe-top)
     plan: Any = None  # zoo.plan.TransferPlan for the top pick when data was given
 

@@ -5,6 +5,7 @@ Only click and zoo's light modules are imported here, so ``zoo --help`` starts f
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -13,28 +14,51 @@ from zoo import __version__
 from zoo.errors import ZooError
 
 
+def debugging() -> bool:
+    """``--debug`` or ``ZOO_DEBUG=1``: show tracebacks (and what one failed candidate raised)."""
+    return os.environ.get("ZOO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class ZooGroup(click.Group):
-    """Turns zoo's typed errors into one clear line and a non-zero exit, never a traceback."""
+    """Turns zoo's typed errors into one clear line and a non-zero exit, never a traceback (unless --debug)."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except ZooError as e:
+            if debugging():
+                raise
             click.secho(f"Error: {e}", fg="red", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted; nothing was written.", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as e:
+            if debugging():
+                raise
+            click.secho(f"Error: {type(e).__name__}: {e}. This is a bug in zoo or in a library it called; rerun with "
+                        "--debug (or ZOO_DEBUG=1) for the traceback and report it.", fg="red", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zoo")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks, and why each failed candidate failed (ZOO_DEBUG=1).")
+def cli(debug: bool) -> None:
     """zoo: which pre-trained backbone should I start from?
 
     A registry of pre-trained models (timm, Hugging Face Hub, local folders, curated manifests)
     and a recommender that ranks them for your task.
     """
+    if debug:
+        os.environ["ZOO_DEBUG"] = "1"
+    if debugging():
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("zoo").setLevel(logging.DEBUG)
 
 
 from zoo.cli import (  # noqa: E402

@@ -9,14 +9,16 @@ from zoo.cli.render import echo_json, table
 
 
 def _echo_plan(plans) -> None:
+    """Said before any download: how much, for how many models, and about how long."""
     from zoo.fetching import FetchError, download_rate, fmt_bytes
 
-    need = sum(p.download_bytes for p in plans if not isinstance(p, FetchError) and not p.refused)
-    cached = sum(1 for p in plans if not isinstance(p, FetchError) and not p.refused and p.cached)
+    ok = [p for p in plans if not isinstance(p, FetchError) and not p.refused and p.repo]
+    todo = [p for p in ok if p.download_bytes]
+    need = sum(p.download_bytes for p in todo)
     if need:
         rate, basis = download_rate()
-        click.echo(f"To download: {fmt_bytes(need)} for {len(plans) - cached} model(s) "
-                   f"(about {need / rate:.0f} s at {basis}); {cached} already cached.", err=True)
+        click.echo(f"To download: {fmt_bytes(need)} for {len(todo)} model(s), about {need / rate:.0f} s at {basis}; "
+                   f"{len(ok) - len(todo)} already cached.", err=True)
     else:
         click.echo("Nothing to download.", err=True)
 
@@ -51,10 +53,11 @@ def fetch(ids, max_download, allow_pickle, dry_run, as_json, db) -> None:
         echo_json(rep)
     else:
         rows = [[r.id, r.status, fmt_bytes(r.bytes) if r.bytes else "-", fmt_bytes(r.total_bytes) if r.total_bytes else "-",
-                 f"{r.seconds:.1f}" if r.bytes else "-", (r.commit or "")[:12] or "-", r.error or r.path or ""]
+                 f"{r.seconds:.1f}" if r.bytes else "-", (r.commit or "")[:12] or "-", r.path or ""]
                 for r in rep.results]
-        click.echo(table(["model", "status", "downloaded", "size", "seconds", "commit", "where / why"], rows,
-                         max_width=90))
+        click.echo(table(["model", "status", "downloaded", "size", "seconds", "commit", "where"], rows, max_width=90))
+        for r in rep.failed:
+            click.echo(f"\n{r.id} ({r.status}): {r.error}")
         click.echo(f"\n{fmt_bytes(rep.downloaded_bytes)} downloaded in {rep.seconds:.1f} s from {rep.endpoint}; "
                    f"{len(rep.results) - len(rep.failed)} of {len(rep.results)} ready.")
     if rep.failed:

@@ -229,6 +229,12 @@ def _echo_data_table(rec) -> None:
                f"{f.get('data', 0):.2f} x data ({what})"
                + (f" + {f['size_prior']:.2f} x size (log parameter count, min-max scaled)" if f.get("size_prior") else "")
                + ". seconds = feature extraction (0 when cached) + scoring.")
+    fetched = [c for c in rec.candidates if c.download_bytes]
+    if fetched:
+        from zoo.fetching import fmt_bytes
+
+        click.echo(f"Fetched {len(fetched)} from the Hub first: " + "; ".join(
+            f"{c.id} {fmt_bytes(c.download_bytes)} in {c.download_seconds:.1f} s" for c in fetched) + ".")
 
 
 @click.command()
