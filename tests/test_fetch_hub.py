@@ -21,7 +21,8 @@ from hub_repos import CUSTOM_CODE, LITE0, MINILM, MNV2, PICKLE_ONLY
 
 import zoo
 from zoo.errors import WeightsUnavailable
-from zoo.fetching import HubUnavailable, local_snapshot
+from zoo.fetching import HubUnavailable
+from zoo.weights import local_snapshot
 
 LITE0_ID = "timm:tf_efficientnet_lite0.in1k"
 MNV2_ID = "timm:mobilenetv2_100.ra_in1k"

@@ -8,14 +8,9 @@ from types import SimpleNamespace
 import pytest
 
 from zoo.errors import UsageError
-from zoo.fetching import (
-    FetchPolicy,
-    loadable_reason,
-    local_snapshot,
-    parse_size,
-    snapshot_complete,
-    wanted_files,
-)
+from zoo.fetching import FetchPolicy, parse_size
+from zoo.loadable import loadable_reason, wanted_files
+from zoo.weights import local_snapshot, snapshot_complete
 
 
 def test_parse_size_reads_units_and_refuses_nonsense():

@@ -75,7 +75,7 @@ def test_without_candidates_scores_available_models_and_names_the_absent(digits_
     assert len(rec.candidates) == 2
     assert all(c.id.startswith("local:") for c in rec.candidates)  # only the offline zoo has weights here
     # offline (conftest): absent weights cannot be fetched, and each stronger candidate says why it was passed over
-    from zoo.fetching import loadable_reason
+    from zoo.loadable import loadable_reason
 
     assert rec.not_scored
     for mid, why in rec.not_scored.items():

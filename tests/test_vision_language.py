@@ -31,7 +31,7 @@ from zoo import backbones as bb  # noqa: E402
 from zoo import features as zf  # noqa: E402
 from zoo.data import load_sample  # noqa: E402
 from zoo.errors import UsageError, WeightsUnavailable, ZooError  # noqa: E402
-from zoo.fetching import loadable_reason, served_modalities  # noqa: E402
+from zoo.loadable import loadable_reason, served_modalities  # noqa: E402
 from zoo.record import ModelRecord  # noqa: E402
 from zoo.registry import Registry  # noqa: E402
 

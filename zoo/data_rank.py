@@ -82,9 +82,10 @@ def select(scored: Sequence[Any], *, explicit: bool, group: bool, score_top: int
     command's :class:`zoo.fetching.FetchPolicy` (the Hub is asked about each: files, size, refusals,
     and the sizes add up within ``--max-download``). The stronger ones passed over are reported with
     the reason, and the next candidates take their places."""
-    from zoo.fetching import FetchError, current_policy, fmt_bytes, hub_repo, loadable_reason
+    from zoo.fetching import FetchError, current_policy, fmt_bytes
+    from zoo.loadable import loadable_reason
     from zoo.recommender import group_key
-    from zoo.weights import is_available
+    from zoo.weights import hub_repo, is_available
 
     if explicit:
         return list(scored), {}

@@ -15,7 +15,7 @@ sample's item order.
   score embeddings they computed elsewhere. Nothing is loaded and nothing is cached.
 
 A vision-language (``multimodal``) record reads image and text samples through the tower that fits
-(``load_backbone(..., modality=sample.modality)``; :func:`zoo.fetching.served_modalities` says which records
+(``load_backbone(..., modality=sample.modality)``; :func:`zoo.loadable.served_modalities` says which records
 split into towers). A sample whose modality does not fit the model (texts into an image model, audio into
 CLIP, ...) raises :class:`~zoo.errors.UsageError` naming models that fit; weights missing on this machine
 raise the backbone's :class:`~zoo.errors.WeightsUnavailable`.
@@ -250,8 +250,8 @@ def _tower(record: ModelRecord, sample: Sample) -> str | None:
 
 def _check_modality(record: ModelRecord, sample: Sample) -> None:
     """The sample's data fits the model: its own modality, or a tower of a vision-language model
-    (:func:`zoo.fetching.served_modalities`); precomputed arrays fit every model."""
-    from zoo.fetching import loadable_reason, served_modalities
+    (:func:`zoo.loadable.served_modalities`); precomputed arrays fit every model."""
+    from zoo.loadable import loadable_reason, served_modalities
 
     if sample.modality == "array" or sample.modality in served_modalities(record):
         return

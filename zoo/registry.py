@@ -73,7 +73,7 @@ class Stats:
     catalog: str | None
     catalog_version: str | None
     user_db: str
-    loadable: int = 0  # records zoo can load (zoo.fetching.loadable_reason), fetching from the Hub if need be
+    loadable: int = 0  # records zoo can load (zoo.loadable.loadable_reason), fetching from the Hub if need be
     not_loadable: dict[str, int] = field(default_factory=dict)  # the others, by why (library, modality, ...)
 
 
@@ -476,7 +476,7 @@ class Registry:
         """How many visible records zoo can load, and the others counted by a short reason."""
         from types import SimpleNamespace
 
-        from zoo.fetching import loadable_reason
+        from zoo.loadable import loadable_reason
 
         ok, why = 0, {}
         for schema in self._schemas():

@@ -239,7 +239,9 @@ def make_plan(records: Sequence[Any], sample: Any, fetch: Any = None) -> list[Pl
 
 def _plan_download(plan: Plan, rec: Any, policy: Any) -> None:
     """Fill the download part of a model's plan (asks the Hub only for models absent here)."""
-    from zoo.fetching import FetchError, download_rate, hub_repo, loadable_reason, local_snapshot
+    from zoo.fetching import FetchError, download_rate
+    from zoo.loadable import loadable_reason
+    from zoo.weights import hub_repo, local_snapshot
 
     if hub_repo(rec.weights) is None or local_snapshot(rec.weights) is not None:
         return

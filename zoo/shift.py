@@ -152,7 +152,7 @@ def domain_shift(record: ModelRecord, sample: Sample, *, device: str = "auto", m
     if sample.modality == "array":
         return _unavailable(record, t0, "the sample holds precomputed features (.npz): they carry no statistics "
                                         "of any model's pretraining data to compare with")
-    from zoo.fetching import served_modalities
+    from zoo.loadable import served_modalities
 
     if sample.modality not in served_modalities(record):  # its own, or a vision-language model's tower
         raise UsageError(f"{record.id} is a {record.modality} model, but the sample {sample.source} is "

@@ -3,7 +3,7 @@
 A record's ``weights`` is a location URI:
 
 - ``hf:<repo_id>[@rev]`` — a Hugging Face Hub repo (available when a complete snapshot is in the local HF
-  cache; :mod:`zoo.fetching` downloads it);
+  cache: :func:`local_snapshot`, the one its ref names; :mod:`zoo.fetching` downloads it);
 - ``shared:<path>`` — a file or folder under the shared asset dir (``ZOO_SHARED_DIR``);
 - ``pypi:<distribution>/<path>`` — a file inside an installed (asset) distribution, read by path;
 - ``file:<absolute path>`` — a file or folder on this machine (local scans).
@@ -16,7 +16,9 @@ scripts/assemble_mpnet.py builds from archive packages.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,8 +46,6 @@ def resolve(location: str | None) -> Path | None:
         except metadata.PackageNotFoundError:
             return None
     elif scheme == "hf":  # the complete snapshot its ref names (an interrupted fetch is not available)
-        from zoo.fetching import local_snapshot
-
         return local_snapshot(location)
     else:
         return None
@@ -121,3 +121,71 @@ def _text_folder(record: ModelRecord) -> Path:
         raise ZooError(f"{record.id}: expected a model folder at {path}")
     return path
 
+
+# ---------------------------------------------------------------------------------------- the Hugging Face cache
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hub_repo(location: str | None) -> tuple[str, str] | None:
+    """``(repo_id, revision)`` of an ``hf:`` location (``hf:org/name[@rev]``), else None."""
+    if not location or not location.startswith("hf:"):
+        return None
+    repo, _, rev = location[3:].partition("@")
+    return repo, rev or "main"
+
+
+def repo_cache_folder(repo: str) -> Path:
+    """huggingface_hub's folder for a model repo in the cache (``models--org--name``)."""
+    return hf_cache_dir() / ("models--" + repo.replace("/", "--"))
+
+
+def snapshot_complete(folder: Path) -> bool:
+    """Whether a cached snapshot holds a config and whole weights (every shard an index names).
+
+    huggingface_hub links a file into the snapshot only when its download finished, so what is there
+    is whole; what can be missing is a file that was never fetched (an interrupted fetch)."""
+    if not folder.is_dir():
+        return False
+    if not any((folder / c).is_file() for c in ("config.json", "modules.json", "open_clip_config.json")):
+        return False
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (folder / index).is_file():
+            try:
+                shards = set(json.loads((folder / index).read_text()).get("weight_map", {}).values())
+            except (OSError, ValueError):
+                return False
+            return bool(shards) and all((folder / s).is_file() for s in shards)
+    return any(p.is_file() for pat in ("*.safetensors", "pytorch_model*.bin", "open_clip_pytorch_model.bin",
+                                        "*.pth") for p in folder.glob(pat))
+
+
+def local_snapshot(location: str | None) -> Path | None:
+    """The complete cached snapshot of an ``hf:`` location: the one its ref (``main`` or ``@rev``) points
+    to, else the most recent complete one; None when there is none."""
+    parsed = hub_repo(location)
+    if parsed is None:
+        return None
+    repo, rev = parsed
+    base = repo_cache_folder(repo)
+    snaps = base / "snapshots"
+    if not snaps.is_dir():
+        return None
+    if re.fullmatch(r"[0-9a-f]{40}", rev):
+        return snaps / rev if snapshot_complete(snaps / rev) else None
+    ref = base / "refs" / rev
+    if ref.is_file():
+        try:
+            commit = ref.read_text().strip()
+        except OSError:
+            commit = ""
+        if commit and snapshot_complete(snaps / commit):
+            return snaps / commit
+    complete = [p for p in snaps.iterdir() if snapshot_complete(p)]
+    return max(complete, key=lambda p: p.stat().st_mtime) if complete else None

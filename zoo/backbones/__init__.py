@@ -13,7 +13,7 @@ with :func:`register_adapter` (like timm's ``@register_model``). Every adapter r
 
 Vision-language models (``multimodal`` records: CLIP-style dual encoders) load ONE tower, the one that
 fits the data: ``load_backbone(record, modality="image")`` (the default, said in ``note``) or
-``modality="text"``; :func:`zoo.fetching.served_modalities` says which data a record reads and
+``modality="text"``; :func:`zoo.loadable.served_modalities` says which data a record reads and
 ``LoadedBackbone.modality`` what was loaded. Features are the tower's projected embedding.
 
 ``LoadedBackbone.features(batch)`` returns penultimate features as a NumPy array, under

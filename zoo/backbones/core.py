@@ -165,7 +165,7 @@ def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device
     ``modality`` is the data the backbone will read. It picks the tower of a vision-language
     (``multimodal``) record: ``"image"`` (the default when it is None; ``note`` says so) or ``"text"``; for
     any other record it may only repeat the record's modality. Which data a record can read is
-    :func:`zoo.fetching.served_modalities`; ``LoadedBackbone.modality`` says what was loaded.
+    :func:`zoo.loadable.served_modalities`; ``LoadedBackbone.modality`` says what was loaded.
 
     Weights that are not on this machine are fetched from the Hub first (:mod:`zoo.fetching`): under
     ``fetch`` (a ``FetchPolicy``, or ``False`` to keep to what is on disk), else the command's current
@@ -216,7 +216,7 @@ def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device
 def _data_modality(record: ModelRecord, modality: str | None) -> tuple[str, str]:
     """The data modality ``record`` is loaded for (its tower, for a vision-language record) and, when that was
     a default rather than asked for, a sentence saying so."""
-    from zoo.fetching import TOWERS, loadable_reason, served_modalities
+    from zoo.loadable import TOWERS, loadable_reason, served_modalities
 
     if record.modality != "multimodal":
         if modality not in (None, record.modality):

@@ -3,12 +3,12 @@
 
 This module registers the ``transformers`` library on top of :mod:`zoo.backbones.from_transformers` (it is
 imported after it): a folder whose ``config.json`` has a ``model_type`` in
-:data:`zoo.fetching.DUAL_ENCODER_TYPES`, and every ``multimodal`` record, are loaded here; every other
+:data:`zoo.loadable.DUAL_ENCODER_TYPES`, and every ``multimodal`` record, are loaded here; every other
 record goes to the plain ``AutoModel`` adapter unchanged. The tower is the data modality
 :func:`zoo.backbones.load_backbone` resolved (a ``multimodal`` record: ``"image"`` unless
 ``modality="text"``; an ``image`` or ``text`` record whose weights are a dual encoder: its own modality).
 A multimodal record whose config is not a dual encoder (CLAP, X-CLIP, LayoutLMv3, Donut, ...) is refused with
-the reason (:func:`zoo.fetching.not_encoder_reason`), as ``loadable_reason`` refuses it before any download.
+the reason (:func:`zoo.loadable.not_encoder_reason`), as ``loadable_reason`` refuses it before any download.
 
 Features are the projected embeddings, ``get_image_features`` / ``get_text_features``: the space the
 contrastive loss aligned, so image and text features of one model are comparable, and the size catalogs
@@ -161,7 +161,7 @@ _load_plain = _ADAPTERS["transformers"]  # the AutoModel adapter (zoo.backbones.
 def _load_transformers(record: ModelRecord, *, device: str, modality: str | None = None) -> LoadedBackbone:
     """A dual encoder's tower (multimodal records, and any folder whose config is a dual encoder), else the plain
     ``AutoModel`` encoder of :mod:`zoo.backbones.from_transformers`."""
-    from zoo.fetching import DUAL_ENCODER_TYPES, not_encoder_reason
+    from zoo.loadable import DUAL_ENCODER_TYPES, not_encoder_reason
 
     folder = _text_folder(record)
     mtype = _model_type(folder)
