@@ -254,3 +254,13 @@ def test_weights_unavailable_is_the_error_type_for_every_fetch_failure():
 
     for cls in (FetchError, GatedModel, ModelNotOnHub, NotLoadable, HubUnavailable):
         assert issubclass(cls, WeightsUnavailable)
+
+
+def test_candidate_load_fetches_and_load_without_fetch_says_how(hub, hf_cache):
+    rec = zoo.recommend("classify photos of flowers", candidates=[MNV2_ID])
+    with pytest.raises(WeightsUnavailable, match=rf"--no-fetch.*`zoo fetch {MNV2_ID}`"):
+        rec.best.load(num_classes=3, fetch=False)
+    assert _downloads(hub) == []
+    backbone = rec.best.load(num_classes=3)
+    assert backbone.feature_dim == 1280 and backbone.head.out_features == 3
+    assert set(_snapshot_files(hf_cache, MNV2)) == {"config.json", "model.safetensors"}

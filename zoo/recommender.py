@@ -91,9 +91,11 @@ class Candidate:
     plan: Any = None  # zoo.plan.TransferPlan for the top pick when data was given
 
     def load(self, num_classes: int | None = None, *, device: str = "auto", plan: bool = False,
-             modality: str | None = None):
+             modality: str | None = None, fetch: bool = True):
         """The backbone ready to fine-tune (``zoo.backbones.LoadedBackbone``) with its own preprocessing.
 
+        Weights that are not on this machine are fetched from the Hub first (``fetch=False``: only what is
+        on disk; ``WeightsUnavailable`` then names the command that fetches them).
         ``modality`` is the data it will read: for a vision-language (multimodal) candidate it picks the
         tower, ``"image"`` (the default, said in the backbone's ``note``) or ``"text"``.
         ``plan=True`` applies this candidate's transfer plan (``zoo.plan.apply_plan``): frozen and
@@ -102,7 +104,8 @@ class Candidate:
         from zoo.backbones import load_backbone
 
         if not plan:
-            return load_backbone(self.record, num_classes=num_classes, device=device, modality=modality)
+            return load_backbone(self.record, num_classes=num_classes, device=device, modality=modality,
+                                 fetch=None if fetch else False)
         if self.plan is None:
             raise UsageError(f"{self.id} has no transfer plan: recommend with data=..., or make one with "
                              f"zoo.plan.plan_for(data, {self.id!r}).")
@@ -110,8 +113,8 @@ class Candidate:
             raise UsageError("load(plan=True) needs num_classes: the plan trains a new head.")
         from zoo.plan import apply_plan
 
-        return apply_plan(load_backbone(self.record, num_classes=num_classes, device=device, modality=modality),
-                          self.plan, num_classes)
+        return apply_plan(load_backbone(self.record, num_classes=num_classes, device=device, modality=modality,
+                                        fetch=None if fetch else False), self.plan, num_classes)
 
 
 @dataclass

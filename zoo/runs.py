@@ -98,11 +98,14 @@ class StoredCandidate:
         """The ``ModelRecord`` as it was at run time (fields unknown to this zoo are dropped)."""
         return ModelRecord(**{k: v for k, v in self.record.items() if k in RECORD_FIELDS})
 
-    def load(self, num_classes: int | None = None, *, device: str = "auto", modality: str | None = None) -> Any:
-        """The backbone ready to fine-tune, like ``Candidate.load`` (``modality`` picks a vision-language tower)."""
+    def load(self, num_classes: int | None = None, *, device: str = "auto", modality: str | None = None,
+             fetch: bool = True) -> Any:
+        """The backbone ready to fine-tune, like ``Candidate.load`` (``modality`` picks a vision-language tower;
+        absent weights are fetched unless ``fetch=False``)."""
         from zoo.backbones import load_backbone
 
-        return load_backbone(self.model_record(), num_classes=num_classes, device=device, modality=modality)
+        return load_backbone(self.model_record(), num_classes=num_classes, device=device, modality=modality,
+                             fetch=None if fetch else False)
 
 
 @dataclass
