@@ -86,8 +86,31 @@ def _load_timm(record: ModelRecord, *, device: str) -> LoadedBackbone:
     if head is not None and head.in_features != feature_dim:
         head, why = None, (f"{record.id} has no usable source head (its classifier reads {head.in_features} "
                            f"features, the backbone gives {feature_dim})")
-    return _torch_backbone(record, model, device, feature_dim, _record_transform(record, defaults), note,
+    preprocess = _timm_transform(record, defaults, str(cfg.get("crop_mode") or "center"))
+    return _torch_backbone(record, model, device, feature_dim, preprocess, note,
                            source_head=head, source_labels=record.extra.get("labels"), no_source_head=why)
+
+
+def _timm_transform(record: ModelRecord, defaults: dict[str, Any], crop_mode: str) -> Any:
+    """The eval transform of the model's pretrained_cfg with the record's values, in its crop mode: ``center``
+    (resize the short side to size / crop_pct, centre crop) as zoo's own transform; any other mode with timm's
+    own ``create_transform``: ``squash`` (resize both sides to size / crop_pct ignoring the aspect ratio, then
+    centre crop: 131 catalog tags, e.g. the 384-px fine-tunes) and ``border`` (resize the long side, pad to
+    the size with the mean colour: 6 tags)."""
+    if crop_mode == "center":
+        return _record_transform(record, defaults)
+    import timm.data
+
+    from zoo.backbones.preprocess import _to_pil
+
+    cfg = {k: getattr(record, k, None) or v for k, v in defaults.items()}
+    tfm = timm.data.create_transform(**cfg, crop_mode=crop_mode, is_training=False)
+    channels = int(cfg["input_size"][0])
+
+    def preprocess(img: Any):
+        return tfm(_to_pil(img, channels))
+
+    return preprocess
 
 
 def _timm_source_head(record: ModelRecord, model: Any) -> tuple[Any, str]:

@@ -71,13 +71,44 @@ def _make_pooled_encoder(auto_model: Any, mode: str):
     return PooledEncoder(auto_model, mode)
 
 
+def _auto_model(folder: Path, config: Any, kw: dict) -> tuple[Any, str]:
+    """The module whose outputs zoo pools, and how it was found: ``"model"`` (``AutoModel``) or ``"encoder"``
+    (the encoder of an encoder-decoder model: TrOCR's ViT/BEiT, T5's encoder; the decoder needs target
+    tokens and is not a feature extractor)."""
+    from transformers import AutoModel
+
+    if getattr(config, "model_type", "") == "vision-encoder-decoder":  # AutoModel does not map it
+        from transformers import VisionEncoderDecoderModel
+
+        return VisionEncoderDecoderModel.from_pretrained(str(folder), **kw).get_encoder(), "encoder"
+    auto = AutoModel.from_pretrained(str(folder), **kw)
+    if getattr(config, "is_encoder_decoder", False) and hasattr(auto, "get_encoder"):
+        return auto.get_encoder(), "encoder"
+    return auto, "model"
+
+
+def _ensure_pad_token(record: ModelRecord, tok: Any) -> None:
+    """Batches of texts are padded; decoder tokenizers (GPT-2) have no pad token: pad with the end-of-text
+    token, which the attention mask hides from the pooling (right padding)."""
+    if getattr(tok, "pad_token", None) is not None:
+        return
+    for name in ("eos_token", "unk_token", "sep_token", "bos_token"):
+        token = getattr(tok, name, None)
+        if token is not None:
+            tok.pad_token = token
+            tok.padding_side = "right"
+            return
+    raise ZooError(f"{record.id}: its tokenizer has no padding token and no end-of-text token to pad with, so "
+                   "zoo cannot batch texts for it.")
+
+
 @register_adapter("transformers")
 def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
     from zoo._compat import ensure_torchvision
 
     ensure_torchvision()
     import torch
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig
 
     if record.modality not in ("text", "image"):
         raise ZooError(f"{record.id}: the transformers adapter handles text and image encoders, not {record.modality!r} "
@@ -85,14 +116,15 @@ def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
     folder = _text_folder(record)
     kw = {"trust_remote_code": False, "local_files_only": True}
     config = AutoConfig.from_pretrained(str(folder), **kw)
-    auto = AutoModel.from_pretrained(str(folder), **kw)
     mode = _transformers_pooling(record, folder, record.modality)
+    auto, how = _auto_model(folder, config, kw)
     model = _make_pooled_encoder(auto, mode).to(device).eval()
 
     if record.modality == "text":
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(str(folder), **kw)
+        _ensure_pad_token(record, tok)
         limit = getattr(config, "max_position_embeddings", None) or 512
         max_len = int(record.max_length or min(getattr(tok, "model_max_length", 512) or 512, limit, 512))
 
@@ -103,7 +135,7 @@ def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
             inputs = {k: v.to(device) for k, v in preprocess(texts).items()}
             return model(**inputs).float().cpu().numpy()
 
-        note = f"{mode} pooling over the last hidden states; max_length {max_len}"
+        note = f"{mode} pooling over the last hidden states{' of the encoder' if how == 'encoder' else ''}; max_length {max_len}"
     else:
         from transformers import AutoImageProcessor
 
@@ -118,7 +150,9 @@ def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
             x = _as_batch(batch, preprocess)
             return model(pixel_values=x.to(device)).float().cpu().numpy()
 
-        note = f"{mode} pooling (token outputs) / pooled output (conv nets); preprocessing from the model's image processor"
+        note = (f"{mode} pooling (token outputs) / pooled output (conv nets)"
+                f"{'; the encoder of an encoder-decoder model' if how == 'encoder' else ''}; "
+                "preprocessing from the model's image processor")
     with torch.inference_mode():
         probe = run(["a"] if record.modality == "text" else torch.stack([preprocess(np.zeros((8, 8, 3), np.uint8))]))
     return LoadedBackbone(record=record, model=model, head=None, preprocess=preprocess, feature_dim=int(probe.shape[1]),
