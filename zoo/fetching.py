@@ -195,6 +195,11 @@ class FetchResult:
 
 @dataclass
 class FetchReport:
+    """What :func:`fetch` returns: ``results``, one :class:`FetchResult` per model (``status`` downloaded, cached, local,
+    refused, over-budget or failed; ``commit``, ``path``, ``bytes``, ``seconds``, ``error``), the total
+    ``seconds``, the ``max_download`` budget applied and the Hub ``endpoint``; ``downloaded_bytes`` and
+    ``failed`` sum them up."""
+
     results: list[FetchResult]
     seconds: float
     max_download: int | None
@@ -283,9 +288,11 @@ def _check_custom_code(record_id: str, library: str, repo: str, commit: str, fil
                        endpoint: str, token: Any) -> str | None:
     """Read the repo's small JSON files (into the cache: the download needs them anyway) and refuse what
     would need custom code. The caller removes them again when the repo is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from huggingface_hub import hf_hub_download
 
-    def read(name: str) -> Any:
+    def get(name: str) -> Any:
         path = hf_hub_download(repo, name, revision=commit, cache_dir=str(hf_cache_dir()), endpoint=endpoint,
                                token=token)
         try:
@@ -293,12 +300,18 @@ def _check_custom_code(record_id: str, library: str, repo: str, commit: str, fil
         except (OSError, ValueError):
             return None
 
-    return _custom_code_reason(record_id, library, files, read)
+    names = [n for n in (*_CONFIGS, "modules.json") if n in files]
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:  # a round trip each: in parallel
+        docs = dict(zip(names, pool.map(get, names), strict=True))
+    return _custom_code_reason(record_id, library, files, docs.get)
+
+
+# The JSON files that can ask for a repo's own code (``auto_map``).
+_CONFIGS = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
 
 
 def _custom_code_reason(record_id: str, library: str, files: Sequence[str], read: Callable[[str], Any]) -> str | None:
-
-    for name in ("config.json", "tokenizer_config.json", "preprocessor_config.json"):
+    for name in _CONFIGS:
         if name in files:
             doc = read(name)
             if isinstance(doc, dict) and doc.get("auto_map"):
