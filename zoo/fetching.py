@@ -462,10 +462,44 @@ def download(fplan: FetchPlan, *, endpoint: str | None = None, token: str | bool
         raise FetchError(f"{fplan.id}: the download of {fplan.repo} finished without {', '.join(missing) or 'weights'}; "
                          "rerun `zoo fetch` to complete it.")
     _write_ref(fplan.repo, fplan.revision or "main", fplan.commit)
+    got = fplan.download_bytes + _fetch_companions(Path(path), endpoint=endpoint, token=token)
     seconds = time.perf_counter() - t0
-    got = fplan.download_bytes
     _remember_rate(got, seconds)
     return FetchResult(fplan.id, "downloaded", fplan.repo, fplan.commit, str(path), got, fplan.total_bytes, seconds)
+
+
+# What OpenCLIP reads from a transformers text model that its config names (BiomedCLIP: PubMedBERT): the
+# config to build the tower (the weights are in the OpenCLIP checkpoint) and the tokenizer.
+_COMPANION_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                    "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model"]
+
+
+def _fetch_companions(snapshot: Path, *, endpoint: str, token: Any) -> int:
+    """Fetch the config and tokenizer of the Hugging Face text model an OpenCLIP config names, if any (a few
+    hundred kB). Returns the bytes downloaded; a failure leaves the text tower to say what is missing."""
+    cfg = snapshot / "open_clip_config.json"
+    if not cfg.is_file():
+        return 0
+    try:
+        text_cfg = (json.loads(cfg.read_text(encoding="utf-8")).get("model_cfg") or {}).get("text_cfg") or {}
+    except (OSError, ValueError, AttributeError):
+        return 0
+    from huggingface_hub import snapshot_download
+
+    got = 0
+    for name in dict.fromkeys(str(text_cfg[k]) for k in ("hf_model_name", "hf_tokenizer_name") if text_cfg.get(k)):
+        if Path(name).expanduser().is_dir():
+            continue
+        try:
+            folder = Path(snapshot_download(name, allow_patterns=_COMPANION_FILES, cache_dir=str(hf_cache_dir()),
+                                            endpoint=endpoint, token=token, tqdm_class=_silent_tqdm()))
+        except Exception:  # noqa: BLE001 - the image tower does not need it; the text tower names the fix
+            continue
+        got += sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+        if config.get("auto_map"):  # never used: the tower is built by transformers' own classes only
+            shutil.rmtree(folder, ignore_errors=True)
+    return got
 
 
 def _literal(path: str) -> str:

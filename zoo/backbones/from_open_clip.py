@@ -97,7 +97,9 @@ def _local_hf_config(record: ModelRecord, name: str) -> str:
         return str(Path(name).expanduser())
     from huggingface_hub import try_to_load_from_cache
 
-    hit = try_to_load_from_cache(name, "config.json")
+    from zoo.weights import hf_cache_dir
+
+    hit = try_to_load_from_cache(name, "config.json", cache_dir=str(hf_cache_dir()))
     if isinstance(hit, str) and Path(hit).is_file():
         return str(Path(hit).parent)
     raise WeightsUnavailable(
