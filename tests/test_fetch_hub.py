@@ -313,3 +313,17 @@ def test_open_clip_with_a_transformers_text_tower_fetches_the_text_models_config
     folder = Path(_local_hf_config(zoo.show("hf:zoo-tests/tiny-biomedclip"), "zoo-tests/tiny-bert"))
     assert json.loads((folder / "config.json").read_text())["hidden_size"] == 32
     assert src is not None
+
+
+def test_probe_and_plan_fetch_what_they_load(hub, hf_cache, digits_folder):
+    from zoo.fetching import FetchPolicy, using
+    from zoo.plan import plan_for
+    from zoo.probe import probe
+
+    rep = probe(str(digits_folder), [MNV2_ID, NOT_SERVED], folds=2)
+    assert [r.model_id for r in rep.results] == [MNV2_ID]
+    assert rep.results[0].weights_commit == local_snapshot(f"hf:{MNV2}").name
+    assert "not on the Hub" in rep.failed[NOT_SERVED]
+    with using(FetchPolicy.make(True)):  # what `zoo plan` does: its measurements load the model
+        plan = plan_for(str(digits_folder), LITE0_ID)
+    assert plan.model_id == LITE0_ID and local_snapshot(f"hf:{LITE0}") is not None
