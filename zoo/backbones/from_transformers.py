@@ -1,5 +1,7 @@
 """The ``transformers`` adapter: ``AutoModel`` text and image encoders from a local folder or the HF cache,
-pooled by the record's rule, the folder's sentence-transformers config, or the modality's default."""
+pooled by the record's rule, the folder's sentence-transformers config, or the modality's default; a
+CLIP-style dual encoder (``config.model_type`` in :data:`zoo.loadable.DUAL_ENCODER_TYPES`) loads the tower
+that fits the data instead (:mod:`zoo.backbones.from_vision_language`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.backbones.core import LoadedBackbone, register_adapter
-from zoo.backbones.preprocess import _as_batch, _processor_size, _to_pil
+from zoo.backbones.preprocess import processor_pipeline
 from zoo.errors import ZooError
 from zoo.record import ModelRecord
 from zoo.weights import _text_folder
@@ -137,19 +139,7 @@ def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
 
         note = f"{mode} pooling over the last hidden states{' of the encoder' if how == 'encoder' else ''}; max_length {max_len}"
     else:
-        from transformers import AutoImageProcessor
-
-        proc = AutoImageProcessor.from_pretrained(str(folder), **kw)
-        size = record.input_size or [3, *_processor_size(proc)]
-        channels = int(size[0])
-
-        def preprocess(img: Any):
-            return proc(images=_to_pil(img, channels), return_tensors="pt")["pixel_values"][0]
-
-        def run(batch: Any) -> np.ndarray:
-            x = _as_batch(batch, preprocess)
-            return model(pixel_values=x.to(device)).float().cpu().numpy()
-
+        preprocess, run = processor_pipeline(record, str(folder), model, device, kw)
         note = (f"{mode} pooling (token outputs) / pooled output (conv nets)"
                 f"{'; the encoder of an encoder-decoder model' if how == 'encoder' else ''}; "
                 "preprocessing from the model's image processor")

@@ -37,7 +37,7 @@ import numpy as np
 
 from zoo.backbones import from_transformers  # noqa: F401 - registers the plain adapter this one dispatches to
 from zoo.backbones.core import _ADAPTERS, LoadedBackbone, register_adapter
-from zoo.backbones.preprocess import _as_batch, _processor_size, _to_pil
+from zoo.backbones.preprocess import processor_pipeline
 from zoo.errors import ZooError
 from zoo.record import ModelRecord
 from zoo.weights import _text_folder
@@ -125,19 +125,7 @@ def load_transformers_tower(record: ModelRecord, folder: Path, config: Any, towe
                 f"max_length {max_len}{', padded to it' if padding == 'max_length' else ''}")
         probe_input: Any = ["a"]
     else:
-        from transformers import AutoImageProcessor
-
-        proc = AutoImageProcessor.from_pretrained(str(folder), **kw)
-        size = record.input_size or [3, *_processor_size(proc)]
-        channels = int(size[0])
-
-        def preprocess(img: Any):
-            return proc(images=_to_pil(img, channels), return_tensors="pt")["pixel_values"][0]
-
-        def run(batch: Any) -> np.ndarray:
-            x = _as_batch(batch, preprocess)
-            return model(pixel_values=x.to(device)).float().cpu().numpy()
-
+        preprocess, run = processor_pipeline(record, str(folder), model, device, kw)
         note = (f"image tower of a {mtype} dual encoder: get_image_features (the projected image embedding); "
                 "preprocessing from the model's image processor")
         probe_input = torch.stack([preprocess(np.zeros((8, 8, 3), np.uint8))])

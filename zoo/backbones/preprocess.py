@@ -125,3 +125,21 @@ def _processor_size(proc: Any) -> tuple[int, int]:
     w = get("width") or get("shortest_edge") or h
     return int(h), int(w)
 
+
+def processor_pipeline(record: Any, folder: str, model: Any, device: str, kw: dict[str, Any]) -> tuple[Callable, Callable]:
+    """``(preprocess, run)`` for a transformers image encoder: the folder's ``AutoImageProcessor`` turns one
+    image into a tensor; ``run`` batches them through ``model(pixel_values=...)`` and returns NumPy features."""
+    from transformers import AutoImageProcessor
+
+    proc = AutoImageProcessor.from_pretrained(folder, **kw)
+    channels = int((record.input_size or [3, *_processor_size(proc)])[0])
+
+    def preprocess(img: Any):
+        return proc(images=_to_pil(img, channels), return_tensors="pt")["pixel_values"][0]
+
+    def run(batch: Any) -> np.ndarray:
+        x = _as_batch(batch, preprocess)
+        return model(pixel_values=x.to(device)).float().cpu().numpy()
+
+    return preprocess, run
+
