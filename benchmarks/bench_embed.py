@@ -118,14 +118,38 @@ def warm(backend: str, model: str | None, texts: list[str]) -> None:
           f"{len(texts) / dt:.0f} texts/s")
 
 
+def export_times(model: str | None, runs: int, env: dict) -> None:
+    """The set-up step's cost: ``python -m zoo.embed`` in a fresh process with an empty ZOO_CACHE_DIR."""
+    import tempfile
+
+    walls = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="zoo-export-") as cache:
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "zoo.embed", *([model] if model else [])], env={
+                **env, "ZOO_CACHE_DIR": cache}, cwd=ROOT, capture_output=True, text=True)
+            walls.append(time.perf_counter() - t)
+            if proc.returncode != 0:
+                sys.exit(f"export failed:\n{proc.stderr}")
+    print(f"one-time ONNX export (python -m zoo.embed, empty cache), {runs} runs on {os.cpu_count()} CPU cores "
+          f"(load average {os.getloadavg()[0]:.1f}): median {statistics.median(walls):.1f} s, min {min(walls):.1f} s, "
+          f"max {max(walls):.1f} s")
+    print("its messages, last run:\n" + proc.stderr.strip())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--texts", type=int, default=2000)
     ap.add_argument("--model", default=None, help="model name or folder (default: ZOO_EMBED_MODEL or all-MiniLM-L6-v2)")
+    ap.add_argument("--export", action="store_true",
+                    help="only time the one-time ONNX export (python -m zoo.embed into an empty cache), --runs times")
     args = ap.parse_args()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    if args.export:
+        export_times(args.model, args.runs, env)
+        return
 
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "zoo.embed", *([args.model] if args.model else [])], check=True,

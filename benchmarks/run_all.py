@@ -30,6 +30,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "probe": (["bench_probe.py"], ["bench_probe.py", "--sklearn-folds", "0", "--cuda-n", "0"]),
     "shift": (["bench_shift.py"], ["bench_shift.py", "--items", "8"]),
     "plan": (["bench_plan.py"], ["bench_plan.py", "--quick"]),
+    "estimates": (["bench_estimates.py"], ["bench_estimates.py", "--quick"]),
+    "card-cosines": (["card_cosines.py"], ["card_cosines.py"]),
 }
 
 

@@ -7,6 +7,11 @@ timestamp makes two builds byte-for-byte equal in ``sqlite3 registry.db .dump``.
 
     python scripts/build_registry.py            # writes ./registry.db
     python scripts/build_registry.py --out /tmp/r.db --check   # build elsewhere, compare dumps
+
+The vectors of card and phrase texts that did not change are carried over from the previous catalog
+(``./registry.db``, or ``--vectors-from``): the ONNX export of the embedding model is made on each machine,
+and two machines' exports can round a vector differently in its last float16 bit, which would rewrite
+thousands of unchanged rows. Only new or changed texts are embedded; ``--fresh-vectors`` embeds them all.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ PINNED_TIMM = "1.0.31"
 MANIFESTS = ["curated.yaml", "offline.yaml"]
 
 
-def build(out: Path, timm_names: list[str] | None = None) -> None:
+def build(out: Path, timm_names: list[str] | None = None, vectors_from: Path | None = None) -> None:
     from zoo._compat import ensure_torchvision
 
     ensure_torchvision()
@@ -57,7 +62,7 @@ def build(out: Path, timm_names: list[str] | None = None) -> None:
             continue
         s = reg.index("manifest", iter_source("manifest", path=path), indexed_at=BUILD_TIMESTAMP)
         print(f"{name}: {s.added} records", file=sys.stderr)
-    embed_catalog(reg)
+    embed_catalog(reg, vectors_from)
     with reg.transaction() as conn:
         reg.set_meta(conn, {"catalog_version": CATALOG_VERSION, "build_timestamp": BUILD_TIMESTAMP,
                             "timm_version": timm.__version__})
@@ -72,18 +77,38 @@ def build(out: Path, timm_names: list[str] | None = None) -> None:
     os.replace(tmp, out)
 
 
-def embed_catalog(reg) -> None:
+def embed_catalog(reg, vectors_from: Path | None = None) -> None:
     """Ship the default model's vectors of every card and vocabulary phrase, so the first
-    ``zoo recommend`` embeds only the query."""
-    from zoo.cards import card_text
+    ``zoo recommend`` embeds only the query. Vectors of ``vectors_from`` (a previous catalog) whose key,
+    embedding model and text hash are unchanged are kept as they are; the rest are embedded."""
+    from zoo.cards import card_text, text_hash
     from zoo.embed import get_embedder
     from zoo.understand import phrase_items
     from zoo.vectors import EmbeddingStore
 
     embedder = get_embedder()
     items = [(f"card:{r.id}", card_text(r)) for r in reg.iter_records()] + phrase_items()
-    EmbeddingStore(reg).ensure(items, embedder, progress=True)
-    print(f"embedded {len(items)} texts with {embedder.model_id}", file=sys.stderr)
+    kept = 0
+    if vectors_from is not None and vectors_from.is_file():
+        conn = reg.conn  # autocommit: ATTACH cannot run inside a transaction
+        conn.execute("ATTACH DATABASE ? AS previous", [str(vectors_from)])
+        try:
+            kept = conn.execute("INSERT INTO main.text_embeddings SELECT * FROM previous.text_embeddings "
+                                "WHERE embed_model = ?", [embedder.model_id]).rowcount
+        finally:
+            conn.execute("DETACH DATABASE previous")
+    store = EmbeddingStore(reg)
+    have = store.lookup([k for k, _ in items], embedder.model_id) if kept else {}
+    reused = sum(1 for k, t in items if k in have and have[k][0] == text_hash(t))
+    store.ensure(items, embedder, progress=True)
+    # vectors of texts that are gone (a removed model) are not shipped
+    keys = {k for k, _ in items}
+    with reg.transaction() as conn:
+        stale = [k for (k,) in conn.execute("SELECT key FROM main.text_embeddings") if k not in keys]
+        conn.executemany("DELETE FROM main.text_embeddings WHERE key = ?", [(k,) for k in stale])
+    print(f"{len(items)} texts with {embedder.model_id}: {reused} vectors kept from {vectors_from}, "
+          f"{len(items) - reused} embedded" if reused else f"{len(items)} texts embedded with {embedder.model_id}",
+          file=sys.stderr)
 
 
 def dump(path: Path) -> str:
@@ -98,9 +123,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "registry.db")
     ap.add_argument("--check", action="store_true", help="also compare the new dump with ./registry.db")
+    ap.add_argument("--vectors-from", type=Path, default=ROOT / "registry.db",
+                    help="keep this catalog's vectors of unchanged texts (default ./registry.db)")
+    ap.add_argument("--fresh-vectors", action="store_true", help="embed every text again")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    build(args.out)
+    build(args.out, vectors_from=None if args.fresh_vectors else args.vectors_from)
     size = args.out.stat().st_size
     print(f"wrote {args.out} ({size / 1e6:.2f} MB)", file=sys.stderr)
     if args.check:

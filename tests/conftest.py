@@ -13,16 +13,26 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
 
 
+EXPORT_MESSAGES: list[str] = []  # what the session's one-time export said (tests/test_truth.py reads them)
+
+
 @pytest.fixture(scope="session")
 def onnx_cache(tmp_path_factory):
     """A cache dir holding the default model's ONNX export, made once per test session."""
+    import contextlib
+    import io
+    import sys
+
     from zoo.embed import warm_export
 
     cache = tmp_path_factory.mktemp("zoo-cache")
-    with pytest.MonkeyPatch.context() as mp:
+    said = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(said):
         mp.setenv("ZOO_CACHE_DIR", str(cache))
         mp.delenv("ZOO_EMBED_MODEL", raising=False)
         path = warm_export()
+    sys.stderr.write(said.getvalue())
+    EXPORT_MESSAGES.extend(line for line in said.getvalue().splitlines() if line.startswith("zoo: "))
     assert path is not None and path.is_file()
     return cache
 

@@ -336,7 +336,10 @@ def test_onnx_is_frozen_with_a_trainable_head():
 def test_mpnet_when_assembled(load):
     rec = RECORDS["local:all-mpnet-base-v2"]
     if _assembled_dir(rec) is None:
-        pytest.skip("all-mpnet-base-v2 not assembled here (python scripts/assemble_mpnet.py)")
+        if os.environ.get("CI"):
+            pytest.fail("all-mpnet-base-v2 is not assembled; CI must assemble it (.ci/run: ASSEMBLE_MPNET=1)")
+        pytest.skip("all-mpnet-base-v2 not assembled here: run python scripts/assemble_mpnet.py "
+                    "(.ci/run does it, with chromium for the report test)")
     lb = load("local:all-mpnet-base-v2")
     feats = lb.features(TEXTS)
     _check_shape(lb, feats, len(TEXTS))

@@ -105,8 +105,8 @@ def test_cli_with_data_prints_plan_table_and_stores_the_run(digits_folder):
     res = runner.invoke(cli, ["recommend", "classify handwritten digits", "--data", str(digits_folder),
                               "--candidates", ",".join(CIFAR[:2]), "--scores", "logme,knn"])
     assert res.exit_code == 0, res.output
-    assert "rough estimate" in res.output and "logme" in res.output and "Stored as run" in res.output
-    assert res.output.index("rough estimate") < res.output.index("1  local:")
+    assert "; estimate " in res.output and "logme" in res.output and "Stored as run" in res.output
+    assert res.output.index("; estimate ") < res.output.index("1  local:")
     listed = runner.invoke(cli, ["runs", "list", "--json"])
     assert listed.exit_code == 0 and "classify handwritten digits" in listed.output
     js = runner.invoke(cli, ["recommend", "classify handwritten digits", "--data", str(digits_folder),

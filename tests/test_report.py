@@ -169,8 +169,8 @@ def test_report_files_self_contained(report_dir):
     figures = re.findall(r"\]\((report_files/[^)]+\.png)\)", md)
     assert figures and all((paths.directory / f).is_file() for f in figures)
     assert {p.name for p in paths.figures} == {f.split("/")[1] for f in figures}
-    for heading in ("## Recommendation", "## The task", "## Constraints", "## Data", "## Candidates", "## Probe",
-                    "## License and size flags", "## Transfer plan", "## Reproducibility"):
+    for heading in ("## Recommendation", "## The task", "## Constraints", "## Data", "## Data fit", "## Candidates",
+                    "## Probe", "## License and size flags", "## Transfer plan", "## Reproducibility"):
         assert heading in md and f">{heading[3:]}</h2>" in page
     assert not re.search(r"https?://", re.sub(r"```.*?```", "", md, flags=re.S))
 
@@ -183,7 +183,12 @@ def test_report_files_self_contained(report_dir):
     assert set(derived["agreement"]) == {"logme", "knn", "score"}
     assert derived["plan"][rec.best.id]["epochs"] == 12
     assert derived["reproducibility"]["seeds"] == "0" and derived["reproducibility"]["device"] == "cpu"
-    assert rec.candidates[1].id in derived["flags"]
+    # a data-fit warning is filed under its own heading, not among the license and size flags
+    assert derived["data_fit"] == {rec.candidates[1].id: ["images are 64 px, far below the model's 224 px input"]}
+    assert not any("64 px" in f for fl in derived["flags"].values() for f in fl)
+    fit = md[md.index("## Data fit"):md.index("## Candidates")]
+    flags = md[md.index("## License and size flags"):md.index("## Transfer plan")]
+    assert "64 px" in fit and "64 px" not in flags
 
 
 def test_flags_and_pareto_front(tmp_path):
@@ -269,7 +274,8 @@ def chromium() -> str:
     if exe is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; CI must install it (.ci/run: apt-get install chromium)")
-        pytest.skip("chromium not installed: apt-get install chromium")
+        pytest.skip("chromium not installed: apt-get install chromium (.ci/run installs it, and assembles "
+                    "all-mpnet-base-v2 for the backbone tests)")
     return exe
 
 

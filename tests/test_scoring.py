@@ -77,8 +77,8 @@ def test_cli_prints_plan_before_extracting(digits_folder):
     res = CliRunner().invoke(cli, ["score", "--data", str(digits_folder), "--models", "local:cifar_resnet20.c10",
                                    "--scores", "knn"])
     assert res.exit_code == 0, res.output
-    assert "rough estimate" in res.output and "warning: local:cifar_resnet20.c10: grayscale" in res.output
-    assert res.output.index("rough estimate") < res.output.index("scoring local:cifar_resnet20.c10")
+    assert "; estimate " in res.output and "warning: local:cifar_resnet20.c10: grayscale" in res.output
+    assert res.output.index("; estimate ") < res.output.index("scoring local:cifar_resnet20.c10")
 
 
 def test_estimate_uses_the_measured_speed(digits_folder, tmp_path):
@@ -92,10 +92,15 @@ def test_estimate_uses_the_measured_speed(digits_folder, tmp_path):
     from zoo.registry import Registry
 
     other = load_sample(digits_folder, max_samples_per_class=5)  # a different sample: not cached
+    from zoo.estimates import measurements
+
+    own = next(m for m in measurements() if m.model_id == "local:cifar_resnet20.c10")  # the newest: this run's
+    assert own.n == entry["n"] and own.seconds == pytest.approx(rep.models[0].extract_seconds, rel=1e-6)
     with Registry() as reg:
         (plan,) = make_plan([reg.get("local:cifar_resnet20.c10")], other)
-    assert not plan.cached
-    assert plan.estimate_seconds == pytest.approx(len(other) * entry["seconds"] / entry["n"])
+    assert not plan.cached and plan.estimate_basis == "measured"
+    # the same images and model, fewer of them, torch already imported: its load plus its per-item time
+    assert plan.estimate_seconds == pytest.approx(own.load_seconds + len(other) * own.item_seconds, rel=1e-6)
     assert rep.models[0].n == entry["n"]
 
 

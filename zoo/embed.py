@@ -579,6 +579,24 @@ def _sample_arrays(tok, pad_id: int, texts: list[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
+# How long the one-time export takes on a 2-core machine (import torch and transformers, load, trace, check),
+# said before it starts: 13 s with warm file caches (benchmarks/bench_embed.py --export, BENCHMARKS.md), about
+# 50 s right after install, when the first imports of torch and transformers compile their Python files.
+EXPORT_SECONDS = (15, 50)
+
+
+def _export_note(out: Path) -> str:
+    """The expected duration of an export: the last one measured on this machine (an export's meta.json
+    keeps its seconds), else :data:`EXPORT_SECONDS`."""
+    seconds = []
+    for meta in (out.parent).glob("*/meta.json"):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            seconds.append(float(json.loads(meta.read_text())["seconds"]))
+    if seconds:
+        return f"about {max(seconds):.0f} s, as the last export on this machine took"
+    return f"{EXPORT_SECONDS[0]}-{EXPORT_SECONDS[1]} s on 2 CPU cores, the first run after install the slowest"
+
+
 def export_onnx(model_folder: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
     """Export a sentence-transformers folder's transformer to ``<out_dir>/model.onnx`` (fp32, dynamic
     batch and sequence axes) and check it against torch. Needs torch + transformers; written
@@ -591,7 +609,16 @@ def export_onnx(model_folder: str | os.PathLike, out_dir: str | os.PathLike | No
     model_id = f"{name}@{model_fingerprint(spec)[:12]}"
     out = Path(out_dir) if out_dir is not None else _export_dir(model_id)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"zoo: exporting {name} to ONNX once ({out / 'model.onnx'}); later runs skip torch", file=sys.stderr)
+    import time
+
+    t_start = time.perf_counter()
+
+    def say(step: str) -> None:
+        print(f"zoo: [{time.perf_counter() - t_start:4.0f} s] {step}", file=sys.stderr, flush=True)
+
+    print(f"zoo: exporting the query encoder {name} to ONNX, once ({_export_note(out)}; `python -m zoo.embed` does "
+          f"it at set-up); later runs read {out / 'model.onnx'} and skip torch", file=sys.stderr, flush=True)
+    say("importing torch and transformers")
 
     import warnings
 
@@ -613,6 +640,7 @@ def export_onnx(model_folder: str | os.PathLike, out_dir: str | os.PathLike | No
         "Ein mehrsprachiger Satz. 中文句子。 " + "long text " * 40,
     ])
 
+    say("loading the model")
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
@@ -657,6 +685,7 @@ def export_onnx(model_folder: str | os.PathLike, out_dir: str | os.PathLike | No
     errors = []
     for mask4d, dynamo in ((True, False), (False, False), (True, True)):
         how = f"{'4d' if mask4d else '2d'} mask, {'dynamo' if dynamo else 'legacy'} exporter"
+        say(f"tracing it to ONNX ({how}) and checking the export against torch")
         fd, tmp = tempfile.mkstemp(dir=out, prefix=".model.", suffix=".onnx.tmp")
         os.close(fd)
         try:
@@ -685,9 +714,10 @@ def export_onnx(model_folder: str | os.PathLike, out_dir: str | os.PathLike | No
     meta = {
         "format": _EXPORT_FORMAT, "model_id": model_id, "size": size, "inputs": input_names,
         "output": "last_hidden_state", "hidden_size": spec.hidden_size, "opset": 17, "max_abs_diff": diff,
-        "how": how, "torch": torch.__version__,
+        "how": how, "torch": torch.__version__, "seconds": round(time.perf_counter() - t_start, 1),
     }
     _atomic_write(out / "meta.json", json.dumps(meta, indent=1).encode())
+    say(f"done: {out / 'model.onnx'} ({size / 1e6:.0f} MB)")
     return out / "model.onnx"
 
 
@@ -756,6 +786,6 @@ def warm_export(model: str | os.PathLike | None = None) -> Path | None:
     return _onnx_embedder(spec, model_id).onnx_path
 
 
-if __name__ == "__main__":  # python -m zoo.embed [MODEL]: pre-create the export
+if __name__ == "__main__":  # python -m zoo.embed [MODEL]: pre-create the export (the README's set-up step)
     path = warm_export(sys.argv[1] if len(sys.argv) > 1 else None)
-    print(path if path else "no ONNX export needed")
+    print(f"query encoder ready: {path}" if path else "no ONNX export needed")

@@ -409,6 +409,7 @@ class _Pass:
     source_classes: int | None
     source_labels: list[str] | None
     no_source_head: str
+    imports: dict[str, float] = field(default_factory=dict)  # module -> seconds, imported by this pass's load
 
 
 def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, progress: bool,
@@ -416,9 +417,12 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
     """One pass over the sample: features, and the source probabilities when asked and the model has a head."""
     from zoo.backbones import load_backbone
     from zoo.backbones.preprocess import decode_image
+    from zoo.estimates import import_modules
 
     t0 = time.perf_counter()
+    imports: dict[str, float] = {}
     if lb is None:
+        imports = import_modules(record.library)  # timed apart: a process pays them once (zoo.estimates)
         lb = load_backbone(record, device=device, modality=_tower(record, sample))
     load_seconds = time.perf_counter() - t0
     want = with_source and lb.has_source_head
@@ -472,7 +476,8 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
         p = np.concatenate(probs, axis=0) if probs else np.zeros((0, lb.source_classes), dtype=np.float32)
         p = np.ascontiguousarray(p, dtype=np.float32)
     return _Pass(np.ascontiguousarray(f, dtype=np.float32), p, lb.device, decode, load_seconds, forward,
-                 threads if lb.model is not None else None, lb.source_classes, lb.source_labels, lb.no_source_head)
+                 threads if lb.model is not None else None, lb.source_classes, lb.source_labels, lb.no_source_head,
+                 imports)
 
 
 def _meta(key: str, record: ModelRecord, sample: Sample, feats: np.ndarray, device: str, seconds: float,
@@ -558,6 +563,7 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
     res = _compute(record, sample, batch_size, device, progress, want, lb)
     seconds = time.perf_counter() - t0 + preload
     res.load += preload
+    _calibrate(record, sample, res, seconds, batch_size)
     if cache:
         _write(key, res.features, _meta(key, record, sample, res.features, res.device, seconds, res.probs,
                                         res.source_labels, res.no_source_head), res.probs)
@@ -568,6 +574,20 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
         out.source_labels = res.source_labels if res.probs is not None else None
         out.source_note = note or ("" if res.probs is not None else res.no_source_head)
     return out
+
+
+def _calibrate(record: ModelRecord, sample: Sample, res: _Pass, seconds: float, batch_size: int) -> None:
+    """Keep this extraction's timings for later estimates (zoo.estimates)."""
+    from zoo import estimates
+
+    imported = sum(res.imports.values())
+    estimates.record(estimates.Measurement(
+        model_id=record.id, device="cuda" if res.device.startswith("cuda") else res.device, library=record.library or "",
+        modality=sample.modality, params=record.params, n=len(sample),
+        work=estimates.work_per_item(record, sample, batch_size=batch_size),
+        source_mpx=estimates.source_megapixels(sample), seconds=seconds, import_seconds=imported,
+        load_seconds=max(res.load - imported, 0.0), decode_seconds=res.decode, forward_seconds=res.forward,
+        threads=res.threads, imports=dict(res.imports)))
 
 
 def extract_source_probs(record: ModelRecord, sample: Sample, **kwargs: Any) -> np.ndarray:

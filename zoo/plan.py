@@ -67,6 +67,15 @@ class Risk:
 
 @dataclass
 class TransferPlan:
+    """How to fine-tune ``model_id`` on the user's data, decided by named rules from measured signals.
+
+    ``strategy`` (linear_probe, partial_finetune, full_finetune or lora), how many of ``n_blocks`` to unfreeze
+    (``blocks_to_unfreeze``, ``unfreeze_fraction``), learning rates (``lr_head``, ``lr_backbone``,
+    ``layer_decay``), ``epochs`` with ``early_stopping``, ``optimizer``, ``weight_decay``, ``schedule``,
+    ``warmup_ratio``, ``batch_size``, ``augmentation``, ``lora`` settings; the ``risks`` found, the rules that
+    fired (``rules_fired``, each with its ``sources``), the ``signals`` they read, ``why`` in words and ``notes``.
+    :meth:`summary` says it in one line."""
+
     model_id: str
     strategy: str  # linear_probe | partial_finetune | full_finetune | lora
     blocks_to_unfreeze: int | None  # 0: none; None: decided when applied (block count unknown until loaded)
@@ -521,6 +530,12 @@ class Block:
 
 @dataclass
 class PlannedModel:
+    """A backbone with its transfer plan applied (``Candidate.load(num_classes=K, plan=True)``): ``model``
+    (pooled features, its planned blocks unfrozen: ``unfrozen_blocks``), a new ``head``, ``preprocess`` as in
+    ``LoadedBackbone``, ``param_groups`` for ``torch.optim`` with the planned learning rates (:meth:`optimizer`
+    builds AdamW over them), the ``trainable_params`` and ``frozen_params`` counts, the ``plan``, ``note``,
+    ``device`` and the ``loaded`` backbone it came from."""
+
     model: Any  # torch.nn.Module | None (frozen non-torch encoders)
     head: Any  # torch.nn.Linear
     preprocess: Any

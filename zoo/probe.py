@@ -127,6 +127,15 @@ class ProbeError(UsageError):
 
 @dataclass
 class ProbeResult:
+    """One model's (``model_id``) linear probe or last-block fine-tune (``method``) on the user's sample:
+    ``accuracy`` and ``macro_f1`` as fractions with their 95 % t-interval over the outer folds (``accuracy_ci``,
+    ``macro_f1_ci``) and the per-fold values (``fold_accuracies``, ``fold_macro_f1``; ``inner_accuracy`` per
+    outer fold and grid value), the regularisation chosen per fold (``chosen_c``) from ``grid``/``grid_values``, the
+    settings (``folds``, ``inner_folds``, ``seed``), the data's size (``n``, ``n_classes``, ``feature_dim``),
+    ``seconds`` of probing on ``device`` (``extract_seconds`` for features, ``features_cached``), whether it was
+    read back from the registry (``from_registry``, stored at ``created_at``), the model's ``params`` and
+    ``weights_commit``, the solver's ``iterations`` and a ``note``."""
+
     model_id: str
     method: str  # "linear-probe" | "finetune-last-block"
     accuracy: float  # mean over outer folds, a fraction in [0, 1]
@@ -170,6 +179,12 @@ class ScoreAgreement:
 
 @dataclass
 class ProbeReport:
+    """What ``zoo.probe.probe`` returns: the sample (``data``, ``data_hash``, ``n``, ``classes``), the
+    ``settings``, one :class:`ProbeResult` per model probed (``results``) and ``failed`` (id -> why not), the
+    ``best`` by accuracy, those statistically tied with it (``tied_with_best``: intervals overlap), the ``practical_pick`` (the
+    smallest of those) with its ``practical_reason``, the agreement of a score with the probe
+    (``score_agreement``), ``notes`` and total ``seconds``."""
+
     data: str
     data_hash: str
     n: int

@@ -45,6 +45,14 @@ WEIGHTS: dict[str, float] = {
     "size_fit": 0.05,
 }
 NEUTRAL = 0.5
+# A reason names a component only when it is strong in absolute terms, not because it tops a min-max scaled
+# column (the best card of a chest X-ray task among CIFAR ResNets is still far from it). Raw cosines between
+# the 1,091 labelled task descriptions (zoo/manifests/task_examples.json) and the catalog's 2,028 cards:
+# 95th percentile 0.42, 99th 0.54; the catalog's ImageNet top-1: 75th percentile 84.4 %. Printed by
+# benchmarks/card_cosines.py; set from those distributions, not from any benchmark case's outcome.
+CARD_CLOSE_COSINE = 0.54  # "card closely matches the task": closer than 99 % of task-card pairs
+CARD_RELATED_COSINE = 0.42  # "card is related to the task": closer than 95 % of them
+STRONG_TOP1 = 84.4  # "strong ImageNet top-1": at or above the catalog's 75th percentile
 # Which record modalities can serve a task of each modality (vision-language models have image towers).
 SERVES: dict[str, tuple[str, ...]] = {
     "image": ("image", "multimodal"),
@@ -60,15 +68,44 @@ FALLBACK: dict[str, tuple[str, ...]] = {"video": ("image",)}
 
 @dataclass
 class Constraint:
-    name: str
-    value: Any
+    """One hard constraint as applied, in the fixed order of :func:`apply_constraints`.
+    ``zoo.statements.constraint_text`` says it in words."""
+
+    name: str  # candidates | modality | license_class | max_params | max_latency_ms | max_input_size | available
+    value: Any  # as asked: "image", ["permissive"], 150_000_000, ...
     remaining: int  # candidates left after this constraint
-    excluded: int
+    excluded: int  # candidates it removed
     excluded_unknown: int = 0  # of those, excluded because the value is unknown
+    # Of those excluded for an unknown value, the ones pretrained for one of the task's inferred domains (best
+    # card first, at most 5 named) and how many there were: the models a domain task would miss.
+    unknown_in_domain: list[str] = field(default_factory=list)
+    unknown_in_domain_count: int = 0
 
 
 @dataclass
 class Candidate:
+    """One ranked model of a :class:`Recommendation`.
+
+    - ``id``, ``record``: the model and its :class:`~zoo.record.ModelRecord` (license, params, input size, ...).
+    - ``rank``: 1 for the pick. Without data it follows ``score``; with data and ``probe_top`` the first
+      ``probe_top`` are ordered by probe accuracy instead (``zoo.statements.order_note`` says so).
+    - ``score``: the fused score. Without data, the weighted sum of ``components`` (``Recommendation.weights``);
+      with data, ``zoo.fusion``'s mix of the description score and the data scores.
+    - ``components``: each part in [0, 1] (``domain_similarity``, ``domain_match``, ``quality``, ``popularity``,
+      ``size_fit``) plus ``cosine``, the raw card similarity; with data also ``description``, ``data`` and
+      ``size_prior``.
+    - ``reason``: why it ranks here, in facts that hold in absolute terms (``reason_for``).
+    - ``variants``: the other pretrained tags of the same architecture or weights, grouped under it.
+    - ``failed_constraint``: set by :func:`explain` for a model a constraint excluded.
+    - With data: ``data_scores`` (raw scorer values), ``data_seconds`` (extraction + scoring),
+      ``extract_seconds``, ``data_cached`` (features from the cache), ``data_warnings`` (where the data does
+      not fit it), ``weights_commit`` (the Hub commit measured), ``download_bytes`` and ``download_seconds``
+      (fetched for it by this call), ``probe`` (a ``zoo.probe.ProbeResult`` with ``probe_top``) and ``plan`` (the
+      pick's ``zoo.plan.TransferPlan``).
+
+    :meth:`load` gives the model ready to fine-tune.
+    """
+
     id: str
     score: float
     components: dict[str, float]
@@ -92,7 +129,18 @@ class Candidate:
 
     def load(self, num_classes: int | None = None, *, device: str = "auto", plan: bool = False,
              modality: str | None = None, fetch: bool = True):
-        """The backbone ready to fine-tune (``zoo.backbones.LoadedBackbone``) with its own preprocessing.
+        """The backbone ready to fine-tune, a ``zoo.backbones.LoadedBackbone``: ``.model`` (a torch module that
+        returns pooled features ``(N, feature_dim)``, not logits), ``.head`` (a new
+        ``torch.nn.Linear(feature_dim, num_classes)`` when ``num_classes`` is given, else None), ``.preprocess``
+        (a PIL image -> a ``(C, H, W)`` tensor for image models; a list of texts -> the model's inputs for text
+        models), ``.feature_dim``, ``.trainable`` and ``.note``. One training step::
+
+            x = torch.stack([backbone.preprocess(img) for img in images])
+            loss = torch.nn.functional.cross_entropy(backbone.head(backbone.model(x)), labels)
+
+        See ``LoadedBackbone`` for how each library's ``model`` is called (text models take
+        ``**preprocess(texts)``). Encoders that cannot be fine-tuned (ONNX, averaged word vectors) have
+        ``model=None`` and ``trainable=False``: train the head on ``backbone.features(batch)``.
 
         Weights that are not on this machine are fetched from the Hub first (``fetch=False``: only what is
         on disk; ``WeightsUnavailable`` then names the command that fetches them).
@@ -119,11 +167,29 @@ class Candidate:
 
 @dataclass
 class Recommendation:
+    """What :func:`recommend` returns.
+
+    - ``task``: the description as given; ``understanding``: how it was read (``TaskUnderstanding``: modality
+      and where it came from, domain tags with confidences, named datasets, caveats).
+    - ``constraints``: each hard constraint applied, in order, with how many it removed (``Constraint``).
+    - ``candidates``: the ranked :class:`Candidate` s (the top ``top_k``, one per group of near-duplicates, or
+      the whole shortlist); ``best`` is the first.
+    - ``considered``: how many models passed the constraints; ``ranked_among``: how many the ranking is over
+      (``considered`` without data, those measured on the data with it); ``excluded_unknown``: removed only
+      because a constrained value is unknown; ``empty_reason``: why nothing is left, when nothing is.
+    - ``weights``: the component weights of the description score; ``embed_model``: the model that read the
+      task; ``seconds``: wall time; ``grouped``: near-duplicates grouped.
+    - With data: ``data`` (the sample's summary: source, hash, counts, skipped), ``scores`` (scorers computed),
+      ``not_scored`` (id -> why a strong candidate could not be scored), ``fusion`` (how description, data and
+      size were mixed), ``probe_top`` and ``probe_summary`` (with a probe).
+    - ``run_id``: the stored run's id once saved (``zoo runs``).
+    """
+
     task: str
     understanding: TaskUnderstanding
     constraints: list[Constraint]
     candidates: list[Candidate]
-    considered: int  # candidates scored (after constraints)
+    considered: int  # candidates that passed the constraints (each scored on the description and priors)
     excluded_unknown: int
     empty_reason: str | None
     weights: dict[str, float]
@@ -138,6 +204,9 @@ class Recommendation:
     probe_top: int = 0
     probe_summary: dict[str, Any] | None = None  # with probe_top: best, tied_with_best, practical_pick, agreement
     run_id: str | None = None  # set when the run is stored in the registry (zoo runs)
+    # How many candidates the final ranking is over: ``considered`` without data; with data, those measured
+    # on it (a rank is "of" this many; zoo.statements.rank_phrase).
+    ranked_among: int = 0
 
     @property
     def best(self) -> Candidate:
@@ -444,6 +513,9 @@ def fuse(components: dict[str, float], weights: dict[str, float] = WEIGHTS) -> f
 
 
 def reason_for(rec: ModelRecord, comp: dict[str, float], understanding: TaskUnderstanding) -> str:
+    """Why this candidate, in facts that hold on their own: its pretraining domain, a card close to the task
+    in raw cosine (:data:`CARD_CLOSE_COSINE`, :data:`CARD_RELATED_COSINE`), an ImageNet top-1 at or above
+    :data:`STRONG_TOP1`, a license to notice, its size. Nothing is said because of a rank among candidates."""
     parts = []
     if rec.modality in FALLBACK.get(understanding.modality, ()):
         parts.append(f"{rec.modality} backbone for a {understanding.modality} task, after every {understanding.modality} model")
@@ -452,9 +524,12 @@ def reason_for(rec: ModelRecord, comp: dict[str, float], understanding: TaskUnde
         parts.append("pretrained for " + ", ".join(hits))
     elif rec.domains:
         parts.append("domain " + ", ".join(rec.domains[:2]))
-    if comp["domain_similarity"] >= 0.8:
-        parts.append("card closely matches the task")
-    if rec.imagenet_top1 is not None and comp["quality"] >= 0.75:
+    cos = comp.get("cosine")
+    if cos is not None and cos >= CARD_CLOSE_COSINE:
+        parts.append(f"card closely matches the task (cosine {cos:.2f})")
+    elif cos is not None and cos >= CARD_RELATED_COSINE:
+        parts.append(f"card is related to the task (cosine {cos:.2f})")
+    if rec.imagenet_top1 is not None and rec.imagenet_top1 >= STRONG_TOP1:
         parts.append(f"strong ImageNet top-1 {rec.imagenet_top1:.1f}%")
     if rec.license_class in ("non-commercial", "unknown", "restricted"):
         parts.append(f"license {rec.license or 'not stated'} ({rec.license_class})")
@@ -526,9 +601,12 @@ def recommend(
     if probe_top < 0:
         raise UsageError("probe_top must be 0 (no probe) or more.")
     sample = None
+    modality_source = "given"  # a fixed modality: passed by the caller, or set below by the data
     if data is not None:
         from zoo.data_rank import load_checked_sample
 
+        if modality is None:
+            modality_source = "data"
         sample, modality = load_checked_sample(
             data, scores, modality=modality, max_samples=max_samples, text_column=text_column,
             label_column=label_column)
@@ -549,12 +627,13 @@ def recommend(
     with one_blas_thread():  # see zoo.threads
         q = state.embedder.encode_query(task, state.understander.matrix)
         pool = state.pool(q, ids)
-        und = _understand(state, task, q, pool, modality)
-        kept, applied, _ = apply_constraints(
+        und = _understand(state, task, q, pool, modality, modality_source)
+        kept, applied, failed = apply_constraints(
             pool, modality=und.modality, license_classes=license_classes, max_params=max_params,
             max_latency_ms=max_latency_ms, max_input_size=max_input_size, available=available, candidate_ids=ids,
             allow_unknown=allow_unknown,
         )
+        _name_unknown_in_domain(state, q, pool, failed, applied, und)
         empty_reason = None
         if not kept:
             culprit = next((c for c in applied if c.remaining == 0), applied[-1])
@@ -575,6 +654,7 @@ def recommend(
         return Candidate(id=kept[i].id, score=float(fused[i]), components=comp, record=kept[i])
 
     extra: dict[str, Any] = {}
+    ranked_among = len(kept)
     with contextlib.ExitStack() as stack:
         if sample is not None:
             from zoo.data_rank import rank_with_data
@@ -588,6 +668,7 @@ def recommend(
                 score_top=score_top, device=device, data_weight=data_weight, size_weight=size_weight,
                 fused_scores=fused_scores,
                 progress=progress, on_plan=on_plan, train_size=train_size)
+            ranked_among = len(scored)  # only the candidates measured on the data are ranked
             keys = np.array([group_key(c.record) if group else c.id for c in scored], dtype=str)
             out = _group_ranked(np.unique(keys, return_inverse=True)[1], len(scored), scored.__getitem__,
                                 lambda pos: scored[pos].id)
@@ -603,7 +684,8 @@ def recommend(
         result = Recommendation(
             task=task, understanding=und, constraints=applied, candidates=top, considered=len(kept),
             excluded_unknown=sum(c.excluded_unknown for c in applied), empty_reason=empty_reason, weights=dict(weights),
-            embed_model=state.embedder.model_id, seconds=time.perf_counter() - t0, grouped=group, **extra,
+            embed_model=state.embedder.model_id, seconds=time.perf_counter() - t0, grouped=group,
+            ranked_among=ranked_among, **extra,
         )
         if probe_top:
             from zoo.data_rank import probe_top as run_probe
@@ -623,6 +705,26 @@ def recommend(
                 best.data_warnings.append(f"no transfer plan: {e}")
             result.seconds = time.perf_counter() - t0
     return result
+
+
+def _name_unknown_in_domain(state: _State, q: np.ndarray, pool: Sequence[ModelRecord], failed: dict[str, str],
+                            applied: list[Constraint], und: TaskUnderstanding, shown: int = 5) -> None:
+    """Per constraint that left models out because their value is unknown, the ones pretrained for one of the
+    task's inferred domains (best card first): a size limit must not silently drop a domain task's models."""
+    want = set(und.domains)
+    if not want:
+        return
+    for c in applied:
+        if not c.excluded_unknown:
+            continue
+        tag = f"{c.name}: unknown"
+        recs = [r for r in pool if failed.get(r.id) == tag and want.intersection(r.domains)]
+        if not recs:
+            continue
+        _, cos = state.columns_and_cosines(q, recs)
+        order = np.argsort(-cos, kind="stable")
+        c.unknown_in_domain = [recs[i].id for i in order[:shown]]
+        c.unknown_in_domain_count = len(recs)
 
 
 def _group_ranked(groups: np.ndarray, room: int, lead: Callable[[int], Candidate],
@@ -645,7 +747,7 @@ def _group_ranked(groups: np.ndarray, room: int, lead: Callable[[int], Candidate
 
 
 def _understand(state: _State, task: str, q: np.ndarray, pool: Sequence[ModelRecord],
-                modality: str | None) -> TaskUnderstanding:
+                modality: str | None, modality_source: str = "given") -> TaskUnderstanding:
     from zoo.language import description_language
     from zoo.understand import card_evidence, modality_text
 
@@ -654,7 +756,7 @@ def _understand(state: _State, task: str, q: np.ndarray, pool: Sequence[ModelRec
         q_mod = state.embedder.encode_query(alt, state.understander.matrix)
     cols, cosines = state.columns_and_cosines(q if q_mod is None else q_mod, pool)
     und = state.understander.understand(task, q, modality=modality, cards=card_evidence(cols.modality, cosines),
-                                        q_modality=q_mod)
+                                        q_modality=q_mod, modality_source=modality_source)
     und.language = description_language(task, state.embedder.model_id)
     return und
 

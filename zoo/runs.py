@@ -119,7 +119,8 @@ class StoredRun:
     constraints: list[Constraint]
     candidates: list[StoredCandidate]
     options: dict[str, Any] = field(default_factory=dict)  # the keyword arguments given to zoo.recommend
-    considered: int = 0
+    considered: int = 0  # candidates that passed the constraints
+    ranked_among: int = 0  # how many the ranking is over (with data: those measured on it); 0 in older runs
     excluded_unknown: int = 0
     empty_reason: str | None = None
     weights: dict[str, float] = field(default_factory=dict)
@@ -155,16 +156,20 @@ class StoredRun:
     def from_dict(cls, d: dict[str, Any]) -> StoredRun:
         """Read a stored result; missing keys (an older format) take their defaults."""
         und = d.get("understanding") or {}
+        source = und.get("modality_source") or ""
+        if not source and und.get("modality_given") and d.get("data") and not (d.get("options") or {}).get("modality"):
+            source = "data"  # a run stored before modality_source: the data fixed it, not --modality
         understanding = TaskUnderstanding(
             text=und.get("text", d.get("task", "")), modality=und.get("modality", ""),
             modality_confidence=float(und.get("modality_confidence") or 0.0),
-            modality_given=bool(und.get("modality_given")), domains=dict(und.get("domains") or {}),
+            modality_given=bool(und.get("modality_given")) and source != "data", domains=dict(und.get("domains") or {}),
             modality_scores=dict(und.get("modality_scores") or {}), domain_scores=dict(und.get("domain_scores") or {}),
             datasets=list(und.get("datasets") or []), out_of_scope=und.get("out_of_scope"),
-            language=und.get("language"),
+            language=und.get("language"), modality_source=source,
         )
         cons = [Constraint(c["name"], c.get("value"), int(c.get("remaining") or 0), int(c.get("excluded") or 0),
-                           int(c.get("excluded_unknown") or 0)) for c in d.get("constraints") or []]
+                           int(c.get("excluded_unknown") or 0), list(c.get("unknown_in_domain") or []),
+                           int(c.get("unknown_in_domain_count") or 0)) for c in d.get("constraints") or []]
         known = {f.name for f in dataclasses.fields(StoredCandidate)}
         cands = [StoredCandidate(**{k: v for k, v in c.items() if k in known}) for c in d.get("candidates") or []]
         simple = {f.name for f in dataclasses.fields(cls)} - {"understanding", "constraints", "candidates"}
@@ -204,7 +209,8 @@ class StoredRun:
             id=rec.run_id, created_at=created_at, task=rec.task, understanding=rec.understanding,
             constraints=list(rec.constraints), candidates=cands,
             options={k: v for k, v in jsonable(options).items() if k not in _LOCAL_OPTIONS},
-            considered=rec.considered, excluded_unknown=rec.excluded_unknown, empty_reason=rec.empty_reason,
+            considered=rec.considered, ranked_among=int(getattr(rec, "ranked_among", 0) or 0),
+            excluded_unknown=rec.excluded_unknown, empty_reason=rec.empty_reason,
             weights=dict(rec.weights), embed_model=rec.embed_model, seconds=float(rec.seconds), grouped=rec.grouped,
             data=data, scores=list(rec.scores), not_scored=dict(rec.not_scored), probe_top=int(rec.probe_top or 0),
             fusion=jsonable(getattr(rec, "fusion", None)), versions=environment_versions(registry_version),

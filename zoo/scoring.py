@@ -21,6 +21,11 @@ DEFAULT_SCORES = ("logme", "hscore", "shrinkage_hscore", "transrate", "knn")
 
 @dataclass
 class ModelScore:
+    """One model (``id``) scored on the sample: ``scores`` (scorer -> raw value), the features' shape (``n``,
+    ``feature_dim``), ``extract_seconds`` (0 when ``cached``) on ``device``, ``score_seconds`` per scorer, scorers
+    that do not apply and why (``skipped``), what was fetched for it (``download_bytes``, ``download_seconds``,
+    ``weights_commit``), or ``error``: why it could not be scored."""
+
     id: str
     scores: dict[str, float]
     n: int
@@ -42,15 +47,24 @@ class Plan:
 
     id: str
     cached: bool
-    estimate_seconds: float  # rough: from this model's last measured speed, else from its size
+    estimate_seconds: float  # 0 when cached; else zoo.estimates: imports + load + the pass, on this machine
     warnings: list[str] = field(default_factory=list)
     download_bytes: int = 0  # to fetch from the Hub before extracting (0: on this machine, or not fetchable)
     download_estimate_seconds: float = 0.0
     error: str | None = None  # known before starting: this model will not be scored (refused, not on the Hub)
+    estimate_basis: str = ""  # "measured", "cost model", "default" (zoo.estimates), or "cached"
+    estimate_detail: str = ""  # the basis in words
+    estimate_imports: list[str] = field(default_factory=list)  # libraries this model is the first to import
+    estimate_import_seconds: float = 0.0  # of estimate_seconds: those imports
 
 
 @dataclass
 class ScoreReport:
+    """What :func:`score` returns: the sample (``data``, ``data_hash``, ``task``, ``n``, ``classes``, ``skipped``
+    items), the scorers computed (``scores``), one :class:`ModelScore` per model (``models``), the
+    :class:`Plan` said before extracting (``plan``: cached or not, the time estimate and its basis, data-fit
+    warnings) and the total ``seconds``."""
+
     data: str
     data_hash: str
     task: str
@@ -145,7 +159,7 @@ def score_sample(
                          classes=list(sample.classes), skipped=len(sample.skipped), scores=list(names))
     policy = fetch if isinstance(fetch, FetchPolicy) else current_policy()
     with using(policy):
-        report.plan = make_plan(records, sample, policy)
+        report.plan = make_plan(records, sample, policy, device=device)
         if on_plan:
             on_plan(report.plan)
         planned = {p.id: p for p in report.plan}
@@ -205,23 +219,23 @@ def _score_one(rec: Any, sample: Any, report: ScoreReport, fns: dict[str, Any], 
 # ---------------------------------------------------------------------------------------------
 # The plan: estimates and "this data does not fit this model" warnings, before extracting.
 
-_FALLBACK_PARAM_RATE = 5e8  # samples/s ~ this / parameters on 2 CPU cores (ResNet-50: ~20 images/s)
-
-
-def make_plan(records: Sequence[Any], sample: Any, fetch: Any = None) -> list[Plan]:
-    """Per model: cached or not, the estimated time, what must be downloaded first, and data-fit warnings.
+def make_plan(records: Sequence[Any], sample: Any, fetch: Any = None, device: str = "auto") -> list[Plan]:
+    """Per model: cached or not, the estimated time and its basis (:mod:`zoo.estimates`: this machine's
+    measurements), what must be downloaded first, and data-fit warnings.
 
     With a :class:`zoo.fetching.FetchPolicy` that may fetch, the Hub is asked what each absent model's
     loader needs (sizes from its file listing); a model the Hub or zoo refuses gets its ``error`` now."""
+    from zoo.estimates import Estimator, resolve_device
     from zoo.features import cache_info, feature_key
 
-    entries = cache_info()  # the sidecars only: enough to know what is cached and how fast it was made
+    entries = cache_info()  # the sidecars only: enough to know what is cached
     cached_keys = {e["key"] for e in entries if e.get("n") == len(sample)}
-    speeds: dict[str, float] = {}
-    for entry in entries:  # the last measured speed of each model
-        secs = entry.get("seconds") or 0
-        if secs > 0 and entry.get("n"):
-            speeds[entry["model_id"]] = entry["n"] / secs
+    threads = None
+    if resolve_device(device) == "cpu":
+        from zoo.scores._base import cpu_threads
+
+        threads = cpu_threads()
+    estimator = Estimator(device, threads)
     stats = _sample_stats(sample)
     plans = []
     for rec in records:
@@ -229,8 +243,13 @@ def make_plan(records: Sequence[Any], sample: Any, fetch: Any = None) -> list[Pl
             cached = feature_key(rec, sample) in cached_keys
         except ZooError:
             cached = False
-        rate = speeds.get(rec.id) or (_FALLBACK_PARAM_RATE / rec.params if rec.params else 20.0)
-        plan = Plan(rec.id, cached, 0.0 if cached else len(sample) / rate, fit_warnings(rec, sample, stats))
+        plan = Plan(rec.id, cached, 0.0, fit_warnings(rec, sample, stats),
+                    estimate_basis="cached", estimate_detail="features cached for this data: read from disk")
+        if not cached and sample.modality != "array":
+            est = estimator.estimate(rec, sample)
+            plan.estimate_seconds, plan.estimate_basis, plan.estimate_detail = est.seconds, est.basis, est.detail
+            plan.estimate_imports = est.imports
+            plan.estimate_import_seconds = est.import_seconds
         if fetch is not None and sample.modality != "array":
             _plan_download(plan, rec, fetch)
         plans.append(plan)

@@ -87,16 +87,48 @@ FULL_SAY: tuple[str, ...] = ("video",)
 
 @dataclass
 class TaskUnderstanding:
+    """How a task description (``text``) was read.
+
+    ``modality`` and ``modality_source`` ("given" with --modality, "data" when the sample's kind set it,
+    "inferred" from the words, then with ``modality_confidence`` and every modality's ``modality_scores``;
+    ``modality_given`` is True only for "given");
+    ``domains``: the inferred domain tags with their confidence (``domain_scores``: every compatible tag);
+    ``datasets``: known datasets the task names; ``out_of_scope``: the kind of input no registry model reads,
+    when the task reads as one; ``language``: the description's language when the description model was not
+    trained on it. :meth:`summary` and :meth:`notes` say it in words.
+    """
+
     text: str
     modality: str
     modality_confidence: float
-    modality_given: bool
+    modality_given: bool  # True only when the caller passed the modality (--modality / modality=)
     domains: dict[str, float]  # inferred tags -> confidence, best first
     modality_scores: dict[str, float] = field(default_factory=dict)
     domain_scores: dict[str, float] = field(default_factory=dict)  # every compatible tag
     datasets: list[str] = field(default_factory=list)  # known datasets the task names, as evidence
     out_of_scope: str | None = None  # the kind of input no registry model reads, when the task reads as one
     language: str | None = None  # the description's language, when the description model was not trained on it
+    # Where the modality came from: "given" (--modality), "data" (the sample's kind: images or texts) or
+    # "inferred" (from the description, with ``modality_confidence``). Empty: read from ``modality_given``.
+    modality_source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.modality_source:
+            self.modality_source = "given" if self.modality_given else "inferred"
+
+    @property
+    def modality_fixed(self) -> bool:
+        """The modality was not inferred (given, or set by the data): no doubt, no scope warning."""
+        return self.modality_source in ("given", "data")
+
+    def modality_how(self, *, long: bool = False) -> str:
+        """How the modality was decided, in words: "given" only when the caller passed it."""
+        if self.modality_source == "given":
+            return "given with --modality" if long else "given"
+        if self.modality_source == "data":
+            return "from the data" + (": the sample holds this kind of input" if long else "")
+        return (f"inferred, confidence {self.modality_confidence:.0%}" if long
+                else f"{self.modality_confidence:.0%}")
 
     def scope_warning(self) -> str | None:
         if self.out_of_scope is None:
@@ -118,14 +150,14 @@ class TaskUnderstanding:
 
     def doubt(self) -> str | None:
         """A line for an inferred modality below UNSURE_BELOW: the runner-up, and how to choose it."""
-        if self.modality_given or self.out_of_scope or self.modality_confidence >= UNSURE_BELOW:
+        if self.modality_fixed or self.out_of_scope or self.modality_confidence >= UNSURE_BELOW:
             return None
         other = max((m for m in self.modality_scores if m != self.modality), key=self.modality_scores.__getitem__)
         return (f"Unsure of the modality: {self.modality} {self.modality_confidence:.0%}, {other} "
                 f"{self.modality_scores[other]:.0%}. If the model should read {other}, pass --modality {other}.")
 
     def summary(self) -> str:
-        how = "given" if self.modality_given else f"{self.modality_confidence:.0%}"
+        how = self.modality_how()
         doms = ", ".join(f"{d} ({c:.0%})" for d, c in self.domains.items()) or "none"
         named = f"; names {', '.join(self.datasets)}" if self.datasets else ""
         return f"modality {self.modality} ({how}); domains {doms}{named}"
@@ -201,11 +233,13 @@ class Understander:
         return np.array([_top_mean(sims[self._rows[(kind, n)]], top) for n in names])
 
     def understand(self, text: str, q: np.ndarray | None = None, *, modality: str | None = None,
-                   cards: dict[str, float] | None = None, q_modality: np.ndarray | None = None) -> TaskUnderstanding:
+                   cards: dict[str, float] | None = None, q_modality: np.ndarray | None = None,
+                   modality_source: str = "given") -> TaskUnderstanding:
         """Modality and domains are inferred jointly: strong domain evidence ("handwritten digits",
         "JavaScript") outweighs weak modality wording, through which modalities each domain serves.
         ``cards``: :func:`card_evidence` of the registry's cards; a modality without cards counts as
-        the weakest present. ``q_modality``: the embedding of :func:`modality_text`, when it differs."""
+        the weakest present. ``q_modality``: the embedding of :func:`modality_text`, when it differs.
+        ``modality_source``: where a fixed ``modality`` came from, ``"given"`` or ``"data"``."""
         if q is None:
             q = self.embedder.encode_query(text, self.matrix)
         mods = list(prototypes.MODALITY_PHRASES)
@@ -254,12 +288,13 @@ class Understander:
             text=text,
             modality=chosen,
             modality_confidence=1.0 if given else float(mpost.max()),
-            modality_given=given,
+            modality_given=given and modality_source == "given",
             domains=inferred,
             modality_scores={m: float(p) for m, p in zip(mods, mpost, strict=True)},
             domain_scores={doms[i]: float(dprob[i]) for i in order},
             datasets=[d.name for d in named],
             out_of_scope=scope,
+            modality_source=modality_source if given else "inferred",
         )
 
 

@@ -24,6 +24,39 @@ class NoAdapter(ZooError):
 
 @dataclass
 class LoadedBackbone:
+    """A pre-trained backbone ready to fine-tune or to extract features, with its own preprocessing
+    (what :func:`load_backbone` and ``Candidate.load()`` return).
+
+    Fields:
+
+    - ``record``: the :class:`~zoo.record.ModelRecord` it was loaded from (id, input size, license, ...).
+    - ``model``: the backbone as a ``torch.nn.Module`` in eval mode on ``device``, its classifier removed: it
+      returns **pooled features** ``(N, feature_dim)``, never logits. How to call it depends on the library:
+      images (timm, torchvision, zoo's nets, open_clip) ``model(x)`` with ``x`` a float tensor
+      ``(N, C, H, W)`` stacked from ``preprocess`` outputs; transformers images ``model(pixel_values=x)``;
+      transformers text ``model(**preprocess(texts))``; open_clip text ``model(preprocess(texts))``;
+      sentence-transformers ``model(preprocess(texts))["sentence_embedding"]``. ``None`` for encoders that are not torch modules
+      (ONNX, averaged word vectors): use :meth:`features` and train only the head.
+    - ``head``: a new ``torch.nn.Linear(feature_dim, num_classes)`` on ``device`` when ``num_classes`` was
+      given, else None. It maps the pooled features to your classes' logits.
+    - ``preprocess``: the model's own input pipeline. Images: one ``PIL.Image`` (or an HxW[xC] uint8 array)
+      -> a float tensor ``(C, H, W)`` at the model's input size, normalised with its mean and std
+      (``torch.stack`` a list of them for a batch). Text: a list of strings -> the model's inputs (a dict of
+      tensors: token ids, attention mask; NumPy arrays for ONNX; token ids for word vectors).
+    - ``feature_dim``: the width of the pooled features (the head's input size).
+    - ``trainable``: whether ``model``'s weights can be fine-tuned (``requires_grad`` is set to match);
+      False for ONNX and word vectors.
+    - ``note``: what to know about this backbone, in words (pooling, a default tower, a frozen encoder).
+    - ``param_groups``, ``plan``: set by ``Candidate.load(plan=True)`` (``zoo.plan.apply_plan``).
+    - ``device``: where ``model`` and ``head`` live ("cpu", "cuda").
+    - ``modality``: the data it reads, "image" or "text" (for a vision-language record, the tower loaded).
+    - ``source_classes``, ``source_labels``, ``source_head``, ``source_head_on_features``, ``no_source_head``:
+      the pre-training classifier kept for LEEP/NCE (:mod:`zoo.source_heads`), or why there is none.
+
+    :meth:`features` runs a batch under ``torch.inference_mode`` and returns NumPy features; for training,
+    call ``model`` (then ``head``) yourself, as in the README's fine-tuning step.
+    """
+
     record: ModelRecord
     model: Any  # torch.nn.Module | None: the backbone (penultimate features); None for non-torch encoders
     head: Any  # torch.nn.Module | None: a new trainable head when num_classes was given

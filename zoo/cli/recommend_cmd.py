@@ -41,16 +41,13 @@ def _api_kwargs(kw: dict) -> dict:
 
 
 def _understanding_lines(rec) -> list[str]:
+    from zoo.statements import constraints_line
+
     u = rec.understanding
     lines = [f"Task: {clip(rec.task, TASK_WIDTH)}", f"Understood as: {u.summary()}", *u.notes()]
-    applied = [c for c in rec.constraints if c.name != "modality" or u.modality_given]
-    if applied:
-        lines.append("Constraints: " + "; ".join(
-            f"{c.name}={c.value} (-{c.excluded}" + (f", {c.excluded_unknown} unknown" if c.excluded_unknown else "")
-            + ")" for c in applied))
-    if rec.excluded_unknown:
-        lines.append(f"{rec.excluded_unknown} models excluded only because a constrained value is unknown "
-                     "(--allow-unknown keeps them).")
+    line = constraints_line(rec)
+    if line:
+        lines.append(line)
     return lines
 
 
@@ -135,6 +132,8 @@ def recommend(task, top_k, no_group, report_dir, as_json, **kw) -> None:
     if rec.data is not None:
         _echo_data_table(rec)
         return
+    from zoo.statements import scope_sentence
+
     rows = [
         [c.rank, c.id, f"{c.score:.3f}", *(f"{c.components[k]:.2f}" for k in COMPONENTS),
          fmt_params(c.record.params), c.record.license_class, f"+{len(c.variants)}" if c.variants else ""]
@@ -145,7 +144,7 @@ def recommend(task, top_k, no_group, report_dir, as_json, **kw) -> None:
     click.echo()
     for c in rec.candidates[:3]:
         click.echo(f"{c.rank}. {c.id}: {c.reason}")
-    click.echo(f"\n{rec.considered} candidates scored in {rec.seconds:.2f} s. "
+    click.echo(f"\n{scope_sentence(rec, rec.seconds)} "
                "Components: sim = task vs model card, match = pretraining domain, quality = upstream "
                "accuracy prior, pop = popularity, size = size fit. `zoo explain ID \"task\"` for any model.")
 
@@ -184,6 +183,8 @@ def _echo_not_scored(rec, shown: int = 12) -> None:
 
 
 def _echo_data_table(rec) -> None:
+    from zoo.statements import order_note, scope_sentence
+
     names = rec.scores
     rows = [
         [c.rank, c.id, f"{c.score:.3f}", f"{c.components['description']:.2f}", f"{c.components['data']:.2f}",
@@ -198,6 +199,9 @@ def _echo_data_table(rec) -> None:
             p = c.probe
             row.insert(3, f"{p.accuracy:.3f} ({p.accuracy_ci[0]:.3f}-{p.accuracy_ci[1]:.3f})" if p else "-")
     click.echo(table(["#", "id", "score", *probe_cols, "desc", "data", *names, "seconds", "cached", "params"], rows))
+    note = order_note(rec)
+    if note:
+        click.echo(note)
     click.echo()
     for c in rec.candidates[:3]:
         click.echo(f"{c.rank}. {c.id}: {c.reason}")
@@ -224,7 +228,7 @@ def _echo_data_table(rec) -> None:
     f = rec.fusion or {}
     what = f.get("note") or (f"mean z-score of {', '.join(f.get('fused_scores', []))} over the candidates, "
                              "min-max scaled")
-    click.echo(f"\n{len(rec.candidates)} candidates scored on {rec.data['n']} samples in {rec.seconds:.1f} s. "
+    click.echo(f"\n{scope_sentence(rec, rec.seconds)} "
                f"score = {f.get('description', 0):.2f} x desc (task description and priors, min-max scaled) + "
                f"{f.get('data', 0):.2f} x data ({what})"
                + (f" + {f['size_prior']:.2f} x size (log parameter count, min-max scaled)" if f.get("size_prior") else "")

@@ -42,14 +42,30 @@ def echo_extraction_plan(plan: Sequence[Any]) -> None:
         secs = sum(p.download_estimate_seconds for p in fetch)
         click.echo(f"Downloading {fmt_bytes(nbytes)} for {len(fetch)} model(s) first: about {secs:.0f} s at "
                    f"{download_rate()[1]}.", err=True)
-    click.echo(f"Extracting features for {len(todo)} of {len(runnable)} models ({len(runnable) - len(todo)} cached); "
-               f"rough estimate {total:.0f} s.", err=True)
+    basis = _estimate_basis(todo)
+    click.echo(f"Extracting features for {len(todo)} of {len(runnable)} models ({len(runnable) - len(todo)} cached)"
+               + (f"; estimate {_secs(total)} ({basis})." if todo else "."), err=True)
     for p in plan:
         if getattr(p, "error", None):
             click.echo(f"  not scored: {p.id}: {p.error}", err=True)
             continue
+        if not p.cached and getattr(p, "estimate_detail", ""):
+            click.echo(f"  estimate: {p.id}: {_secs(p.estimate_seconds)}, {p.estimate_detail}", err=True)
         for w in p.warnings:
             click.echo(f"  warning: {p.id}: {w}", err=True)
+
+
+def _secs(s: float) -> str:
+    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+
+
+def _estimate_basis(todo: Sequence[Any]) -> str:
+    """How the estimates were made, counted: "2 from their own measured speed here; 1 from a cost model ..."."""
+    from zoo.estimates import Estimate, summary
+
+    return summary([Estimate(p.estimate_seconds, getattr(p, "estimate_basis", "") or "default", "",
+                             getattr(p, "estimate_import_seconds", 0.0), list(getattr(p, "estimate_imports", [])))
+                    for p in todo])
 
 
 def fmt(v: Any, digits: int = 1) -> str:

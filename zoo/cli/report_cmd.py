@@ -60,6 +60,7 @@ def show_cmd(run_id: str, db: str | None, as_json: bool) -> None:
     from zoo.cli.recommend_cmd import COMPONENTS, SHORT
     from zoo.report.analysis import probe_metric
     from zoo.runs import get_run
+    from zoo.statements import constraints_line, order_note, scope_sentence
 
     run = get_run(run_id, db=db)
     if as_json:
@@ -71,9 +72,9 @@ def show_cmd(run_id: str, db: str | None, as_json: bool) -> None:
     click.echo(f"Understood as: {u.summary()}")
     for line in u.notes():
         click.echo(line)
-    applied = [c for c in run.constraints if c.name != "modality" or u.modality_given]
-    if applied:
-        click.echo("Constraints: " + "; ".join(f"{c.name}={c.value} (-{c.excluded})" for c in applied))
+    line = constraints_line(run)
+    if line:
+        click.echo(line)
     if run.data:
         click.echo(f"Data: {run.data_path} (hash {run.data_hash}, {run.data.get('n', '?')} samples)")
     click.echo(f"Versions: zoo {run.versions.get('zoo', '?')}, registry {run.versions.get('registry') or '?'}; "
@@ -93,6 +94,10 @@ def show_cmd(run_id: str, db: str | None, as_json: bool) -> None:
     click.echo()
     click.echo(table(["#", "id", "score", *(SHORT[k] for k in comps), *scores, *(["probe"] if probed else []),
                       "params", "license"], rows))
+    note = order_note(run)
+    if note:
+        click.echo(note)
+    click.echo(scope_sentence(run))
     click.echo()
     for c in run.candidates[:3]:
         click.echo(f"{c.rank}. {c.id}: {c.reason}")

@@ -31,6 +31,9 @@ JSON_FORMAT = 1
 
 @dataclass
 class ReportPaths:
+    """Where :func:`write_report` wrote: the ``directory``, ``html`` (self-contained), ``markdown``, ``json``,
+    and the Markdown's ``figures`` (PNG files beside it)."""
+
     directory: Path
     html: Path
     markdown: Path

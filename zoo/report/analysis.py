@@ -118,8 +118,7 @@ def flags_for(c: StoredCandidate, options: dict[str, Any]) -> list[str]:
         out.append(f"over latency budget ({lat:.1f} > {lat_budget:g} ms)")
     if r.get("gated"):
         out.append("gated weights: accept the terms on the model page first")
-    out.extend(f"data: {w}" for w in c.data_warnings)
-    return out
+    return out  # data-fit warnings are not license or size flags: the report files them under "Data fit"
 
 
 # ---------------------------------------------------------------------------------------------

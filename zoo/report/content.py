@@ -16,6 +16,7 @@ from zoo.report import analysis as an
 from zoo.report import plots
 from zoo.report.doc import Bullets, Code, Document, Gallery, Image, Para, Section, Table
 from zoo.runs import StoredCandidate, StoredRun, contributions
+from zoo.statements import constraint_text, order_note, rank_phrase, scope_sentence
 
 SHORT = {"domain_similarity": "sim", "domain_match": "match", "quality": "quality", "popularity": "pop",
          "size_fit": "size"}
@@ -78,7 +79,7 @@ class _Builder:
             self.summary["recommendation"] = None
             return s
         probe = an.probe_metric(pick.probe)
-        lead = f"Start from **{pick.id}** (rank 1 of {run.considered} candidates, score {pick.score:.3f})"
+        lead = f"Start from **{pick.id}** ({rank_phrase(run)}, score {pick.score:.3f})"
         if probe is not None:
             lead += f"; probe accuracy {probe.text()}"
         s.blocks.append(Para(lead + ".", "lead"))
@@ -86,6 +87,8 @@ class _Builder:
             s.blocks.append(Para(f"Why: {pick.reason}."))
         for f in self.flags.get(pick.id, []):
             s.blocks.append(Para(f"Flag: {f}.", "warn"))
+        for w in pick.data_warnings:
+            s.blocks.append(Para(f"Data fit: {w}.", "warn"))
         if t.judged:
             if t.tied:
                 s.blocks.append(Para(f"Statistically tied alternatives ({t.method}):"))
@@ -131,8 +134,7 @@ class _Builder:
         u = self.run.understanding
         s = Section("The task", "task")
         s.blocks.append(Para(f"As given: “{self.run.task}”"))
-        how = "given with --modality" if u.modality_given else f"inferred, confidence {_pct(u.modality_confidence)}"
-        s.blocks.append(Para(f"Understood as: modality **{u.modality}** ({how})."))
+        s.blocks.append(Para(f"Understood as: modality **{u.modality}** ({u.modality_how(long=True)})."))
         s.blocks += [Para(line) for line in u.notes()]
         if u.datasets:
             s.blocks.append(Para("The task names known datasets, taken as evidence for the modality and the "
@@ -145,7 +147,7 @@ class _Builder:
             s.blocks.append(Para("No domain tag was inferred: the ranking leans on the card similarity and "
                                  "the quality prior."))
         others = sorted(((m, c) for m, c in u.modality_scores.items() if m != u.modality), key=lambda t: -t[1])[:2]
-        if others and not u.modality_given:
+        if others and not u.modality_fixed:
             s.blocks.append(Para("Other modalities considered: " + ", ".join(f"{m} ({_pct(c)})" for m, c in others)
                                  + ". Give `--modality` if the inference is wrong."))
         return s
@@ -158,12 +160,12 @@ class _Builder:
         if rows:
             s.blocks.append(Table(["constraint", "value", "excluded", "of which unknown", "remaining"], rows,
                                   numeric=[2, 3, 4]))
-        if len(run.constraints) <= 1:
+        if run.constraints:
+            s.blocks.append(Bullets([constraint_text(c, run.understanding) for c in run.constraints]))
+        if not any(c.name not in ("modality", "candidates") for c in run.constraints):
             s.blocks.append(Para("No constraint beyond the modality: license, size and latency were not "
                                  "restricted (`--license-class`, `--max-params`, `--max-latency-ms`)."))
-        s.blocks.append(Para(f"{run.considered} candidates were scored"
-                             + (f"; {run.excluded_unknown} were excluded only because a constrained value is "
-                                "unknown (`--allow-unknown` keeps them)" if run.excluded_unknown else "") + "."))
+        s.blocks.append(Para(scope_sentence(run)))
         shown = {k: v for k, v in run.options.items() if v not in (None, False, [], "")}
         if shown:
             s.blocks.append(Para("Options: " + ", ".join(f"{k}={_value_text(v)}" for k, v in shown.items()) + "."))
@@ -298,6 +300,9 @@ class _Builder:
                          f"+{len(c.variants)}" if c.variants else ""])
         s.blocks.append(Table(["#", "id", "score", *(SHORT.get(k, k) for k in comps), "params", "license", "tags"],
                               rows, numeric=list(range(2, 3 + len(comps)))))
+        note = order_note(run)
+        if note:
+            s.blocks.append(Para(note, "note"))
         s.blocks.append(Para("Components: " + "; ".join(
             f"{SHORT.get(k, k)} = {k} (weight {w:g})" for k, w in run.weights.items())
             + ". Each is in [0, 1]; a prior the model lacks is 0.5."))
@@ -343,6 +348,15 @@ class _Builder:
         run = self.run
         probed = {c.id: an.probe_metric(c.probe) for c in run.candidates}
         use_probe = sum(1 for c in run.candidates if probed[c.id] and isinstance(c.record.get("params"), int)) >= 2
+        out: list[Any] = []
+        same = _same_probe_accuracy(run)
+        if use_probe and same is not None:  # a flat line: the plot would say nothing about accuracy
+            sized = [c for c in run.candidates if probed[c.id] and isinstance(c.record.get("params"), int)]
+            small = min(sized, key=lambda c: c.record["params"])
+            out.append(Para(f"Probe accuracy against size: not plotted, every probed model scored {same:.1f}%; the "
+                            f"smallest of them, {small.id} ({_params(small.record['params'])} parameters), is as "
+                            "accurate as any on this sample. The fused score against size follows.", "note"))
+            use_probe = False
         pts = []
         for c in run.candidates:
             p = c.record.get("params")
@@ -357,16 +371,16 @@ class _Builder:
         unknown = sum(1 for c in run.candidates if not isinstance(c.record.get("params"), int))
         ylabel = "probe accuracy (%)" if use_probe else "fused score"
         if len(pts) < 2:
-            return [Para(f"{ylabel.capitalize()} against size: not plotted, fewer than two candidates have a known "
-                         f"parameter count ({unknown} of {len(run.candidates)} unknown).", "note")]
+            return [*out, Para(f"{ylabel.capitalize()} against size: not plotted, fewer than two candidates have a "
+                               f"known parameter count ({unknown} of {len(run.candidates)} unknown).", "note")]
         front = an.pareto_front(pts)
         self.summary["pareto"] = {"metric": ylabel, "front": front, "points": pts}
         pick = run.best.id if run.best else None
         caption = (f"{ylabel.capitalize()} against parameter count; the Pareto front (no smaller model does better) "
                    f"is joined: {', '.join(front)}"
                    + (f". {unknown} candidate(s) with an unknown size are not shown" if unknown else ""))
-        return [Image("pareto.png", plots.pareto_plot(pts, front, pick, ylabel), caption,
-                      alt=f"{ylabel} against parameter count with the Pareto front")]
+        return [*out, Image("pareto.png", plots.pareto_plot(pts, front, pick, ylabel), caption,
+                            alt=f"{ylabel} against parameter count with the Pareto front")]
 
     # -- probe --------------------------------------------------------------------------------
     def probe(self) -> Section:
@@ -390,14 +404,26 @@ class _Builder:
         tied = {c.id for c, _ in self.ties.tied}
         plot_rows = [(c.id, *m.pct(), "pick" if c.id == (run.best.id if run.best else None)
                       else "tied" if c.id in tied else "other") for c, m in probed if m is not None]
-        if plot_rows:
+        same = _same_probe_accuracy(run)
+        if same is not None:  # every model at the same accuracy: a plot of one vertical line says nothing
+            easy = "the sample is too easy to separate them" if same >= 99.95 else "the probe does not separate them"
+            s.blocks.append(Para(f"Every probed model ({len(plot_rows)}) scored {same:.1f}% probe accuracy: {easy}. "
+                                 "No plot is drawn; probe more or harder data (`--max-samples`, more classes) or "
+                                 "fine-tune the candidates to tell them apart.", "note"))
+        elif plot_rows:
             s.blocks.append(Image("probe.png", plots.probe_plot(plot_rows),
                                   "Probe accuracy with its interval; overlapping intervals are statistical ties",
                                   alt="probe accuracy with error bars"))
         agree = an.agreement(run)
         self.summary["probe"] = {c.id: an.as_dict(c.probe) for c, _ in probed}
         self.summary["agreement"] = {k: {"spearman": v["spearman"], "n": len(v["points"])} for k, v in agree.items()}
-        if agree:
+        if agree and all(v["spearman"] is None for v in agree.values()):
+            why = (f"every probed model has the same probe accuracy ({same:.1f}%)" if same is not None
+                   else f"it needs at least three probed candidates whose scores and accuracies differ "
+                        f"({min(len(v['points']) for v in agree.values())} probed)")
+            s.blocks.append(Para(f"Agreement between the scores and the probe: not measurable, {why}. No plot is "
+                                 "drawn.", "note"))
+        elif agree:
             s.blocks.append(Image("agreement.png", plots.agreement_plot(agree),
                                   "Agreement between the scores and the probe: each score against probe accuracy",
                                   alt="scores against probe accuracy"))
@@ -409,6 +435,29 @@ class _Builder:
                                       ": with fewer than 5 probed candidates it is indicative only" if few else "")))
         else:
             s.blocks.append(Para("Agreement between scores and probe: needs at least two probed candidates.", "note"))
+        return s
+
+    # -- data fit -----------------------------------------------------------------------------
+    def data_fit(self) -> Section:
+        """Where the sample does not fit a candidate (zoo.scoring.fit_warnings): its own heading, not a flag."""
+        run = self.run
+        s = Section("Data fit", "data-fit")
+        if not run.data:
+            s.blocks.append(Para("Not checked: no sample data was given. With data, zoo says where it does not fit a "
+                                 "model: images far from its input size, grayscale into colour or the reverse, texts "
+                                 f"longer than its token limit or in a language it was not trained on. `{self.data_cmd}`",
+                                 "note"))
+            self.summary["data_fit"] = None
+            return s
+        warned = {c.id: list(c.data_warnings) for c in run.candidates if c.data_warnings}
+        self.summary["data_fit"] = warned
+        if warned:
+            s.blocks.append(Table(["id", "where the data does not fit"], [[k, "; ".join(v)] for k, v in warned.items()]))
+        else:
+            n = sum(1 for c in run.candidates if c.data_scores or c.data_seconds is not None)
+            s.blocks.append(Para(f"No data-fit warning for the {n} candidate{'s' if n != 1 else ''} shown that were "
+                                 "scored on your data (checked: image size against each model's input, grayscale "
+                                 "against colour, text length against its token limit, the texts' language)."))
         return s
 
     # -- flags --------------------------------------------------------------------------------
@@ -482,9 +531,17 @@ class _Builder:
         return s
 
 
+def _same_probe_accuracy(run: StoredRun) -> float | None:
+    """The probe accuracy (percent) when at least two candidates were probed and all scored the same, else None."""
+    accs = [m.pct()[0] for c in run.candidates if c.probe for m in [an.probe_metric(c.probe)] if m is not None]
+    if len(accs) < 2 or max(accs) - min(accs) > 1e-9:
+        return None
+    return accs[0]
+
+
 def build(run: StoredRun) -> Built:
     b = _Builder(run)
-    sections = [b.recommendation(), b.task(), b.constraints(), b.data(), b.candidates(), b.probe(),
+    sections = [b.recommendation(), b.task(), b.constraints(), b.data(), b.data_fit(), b.candidates(), b.probe(),
                 b.flag_section(), b.plan(), b.reproducibility()]
     sub = f"Model-selection review · run {run.id or 'not stored'}"
     if run.created_at:
