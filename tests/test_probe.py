@@ -239,7 +239,7 @@ def test_score_agreement():
     same = score_agreement(res, {"a": 3.0, "b": 2.0, "c": 1.0}, "logme")
     assert same.spearman == pytest.approx(1.0) and same.kendall == pytest.approx(1.0) and same.n == 3
     assert score_agreement(res, {"a": 1.0, "b": 2.0, "c": 3.0}).spearman == pytest.approx(-1.0)
-    assert score_agreement(res, {"a": 1.0}).spearman is None  # fewer than 2 models
+    assert score_agreement(res, {"a": 1.0, "b": 2.0}).spearman is None  # two models: always +-1, not computed
     assert score_agreement(res, {"a": 1.0, "b": 1.0}).spearman is None  # constant scores
 
 

@@ -131,6 +131,9 @@ def test_after_probe_top_the_table_says_why_scores_are_not_in_order(digits_folde
     assert note in res.output
     table_end = res.output.index("3  local:")  # the note follows the table, before the reasons
     assert table_end < res.output.index(note) < res.output.index("1. local:")
+    # a rank correlation of two probed models is always +-1: not printed as if it were a finding
+    assert "Agreement of the fused score with the probe: not measured (2 probed candidates" in res.output
+    assert "(Spearman)" not in res.output
     rec = zoo.recommend(DIGITS, data=digits_folder, candidates=[*CIFAR, "local:cifar_resnet44.c10"], scores=["knn"],
                         probe_top=2)
     scores = [c.score for c in rec.candidates]

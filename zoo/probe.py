@@ -970,14 +970,18 @@ def summarise(report: ProbeReport, values: Mapping[str, float] | None = None, sc
         report.score_agreement = score_agreement(res, values, score_name)
 
 
+# A rank correlation of two models is always +1 or -1: it says nothing, so none is computed below three.
+MIN_AGREEMENT_MODELS = 3
+
+
 def score_agreement(results: Sequence[ProbeResult], values: Mapping[str, float], name: str = "scores") -> ScoreAgreement:
-    """Spearman and Kendall rank correlation between ``values`` and probe accuracy (``None`` below 2 models
-    or when either side is constant)."""
+    """Spearman and Kendall rank correlation between ``values`` and probe accuracy (``None`` below
+    :data:`MIN_AGREEMENT_MODELS` models or when either side is constant)."""
     pairs = [(float(values[r.model_id]), r.accuracy) for r in results
              if r.model_id in values and math.isfinite(float(values[r.model_id]))]
     out = ScoreAgreement(score=name, spearman=None, kendall=None, n=len(pairs),
                          values={r.model_id: float(values[r.model_id]) for r in results if r.model_id in values})
-    if len(pairs) < 2:
+    if len(pairs) < MIN_AGREEMENT_MODELS:
         return out
     a, b = np.array(pairs).T
     if np.ptp(a) == 0 or np.ptp(b) == 0:

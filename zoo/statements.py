@@ -114,8 +114,16 @@ def scope_sentence(rec: Any, seconds: float | None = None) -> str:
         return (f"{rec.considered:,} candidates passed the constraints and were scored on the task description and "
                 f"priors{took}.")
     n = ranked_among(rec)
+    shown = len(rec.candidates)
+    grouped = sum(len(c.variants) for c in rec.candidates if c.data_scores or c.data_seconds is not None)
+    also = ""
+    if shown < n:
+        also = f"; {shown} shown" + (
+            f": {grouped} near-duplicate{'s' if grouped != 1 else ''} grouped under the best of {'their' if grouped != 1 else 'its'} "
+            "group (the tags column; --no-group lists each)" if grouped else " (--top)")
     return (f"{rec.considered:,} candidates passed the constraints and were ranked on the task description; "
-            f"{n:,} of them {'were' if n != 1 else 'was'} scored on your data ({rec.data.get('n', '?')} samples){took}.")
+            f"{n:,} of them {'were' if n != 1 else 'was'} scored on your data ({rec.data.get('n', '?')} samples)"
+            f"{took}{also}.")
 
 
 def order_note(rec: Any) -> str | None:

@@ -119,8 +119,8 @@ def _render(rep: Any) -> None:
     a = rep.score_agreement
     if a is not None:
         if a.spearman is None:
-            click.echo(f"Agreement with {a.score}: not defined ({a.n} models with values; needs 2 or more "
-                       "and values that differ).")
+            click.echo(f"Agreement with {a.score}: not defined ({a.n} models with values; a rank correlation needs "
+                       "3 or more, and values that differ).")
         else:
             click.echo(f"Agreement with {a.score}: Spearman {a.spearman:.2f}, Kendall {a.kendall:.2f} "
                        f"over {a.n} models.")

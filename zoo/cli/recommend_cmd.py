@@ -189,7 +189,8 @@ def _echo_data_table(rec) -> None:
     rows = [
         [c.rank, c.id, f"{c.score:.3f}", f"{c.components['description']:.2f}", f"{c.components['data']:.2f}",
          *(f"{c.data_scores[n]:.3g}" if n in c.data_scores else "-" for n in names),
-         f"{c.data_seconds:.1f}", "yes" if c.data_cached else "no", fmt_params(c.record.params)]
+         f"{c.data_seconds:.1f}", "yes" if c.data_cached else "no", fmt_params(c.record.params),
+         f"+{len(c.variants)}" if c.variants else ""]
         for c in rec.candidates
     ]
     click.echo()
@@ -198,7 +199,8 @@ def _echo_data_table(rec) -> None:
         for row, c in zip(rows, rec.candidates, strict=True):
             p = c.probe
             row.insert(3, f"{p.accuracy:.3f} ({p.accuracy_ci[0]:.3f}-{p.accuracy_ci[1]:.3f})" if p else "-")
-    click.echo(table(["#", "id", "score", *probe_cols, "desc", "data", *names, "seconds", "cached", "params"], rows))
+    click.echo(table(["#", "id", "score", *probe_cols, "desc", "data", *names, "seconds", "cached", "params", "tags"],
+                     rows))
     note = order_note(rec)
     if note:
         click.echo(note)
@@ -215,6 +217,10 @@ def _echo_data_table(rec) -> None:
                    f"practical pick {ps['practical_pick']} ({ps['practical_reason']}).")
         if ps.get("agreement_spearman") is not None:
             click.echo(f"Agreement of the fused score with the probe (Spearman): {ps['agreement_spearman']:.2f}.")
+        else:
+            n = sum(1 for c in rec.candidates if c.probe is not None)
+            click.echo(f"Agreement of the fused score with the probe: not measured ({n} probed candidate"
+                       f"{'s' if n != 1 else ''}; a rank correlation needs 3 or more, with accuracies that differ).")
     if rec.candidates[0].plan is not None:
         plan = rec.candidates[0].plan
         click.echo(f"\nTransfer plan for {plan.model_id}: {plan.summary()}.")
