@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "plan": (["bench_plan.py"], ["bench_plan.py", "--quick"]),
     "estimates": (["bench_estimates.py"], ["bench_estimates.py", "--quick"]),
     "card-cosines": (["card_cosines.py"], ["card_cosines.py"]),
+    "reliability": (["bench_reliability.py"], ["bench_reliability.py", "--quick"]),  # figures in RELIABILITY.md
 }
 
 

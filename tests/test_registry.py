@@ -6,7 +6,15 @@ import threading
 import pytest
 from helpers import SAMPLE, make_catalog, rec
 
-from zoo.errors import DatabaseError, DatabaseLocked, IdCollision, SchemaTooNew, UnknownModel, UsageError
+from zoo.errors import (
+    DatabaseError,
+    DatabaseLocked,
+    IdCollision,
+    SchemaTooNew,
+    UnknownModel,
+    UsageError,
+    ZooWarning,
+)
 from zoo.registry import Registry
 from zoo.sources import Failed, Unchanged
 
@@ -112,14 +120,17 @@ def test_reading_does_not_create_user_db(tmp_path):
 
 def test_locked_database_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr("zoo.registry.BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setenv("ZOO_LOCK_TIMEOUT", "0.3")
     path = tmp_path / "user.db"
     Registry(db=path, catalog=tmp_path / "none.db", create=True).conn  # noqa: B018
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         r = Registry(db=path, catalog=tmp_path / "none.db")
-        with pytest.raises(DatabaseLocked, match="locked"):
+        with pytest.warns(ZooWarning, match="Waiting up to 0.3 s for the write lock"), \
+                pytest.raises(DatabaseLocked, match="locked") as e:
             r.index("local", [rec("local:x")])
+        assert "another zoo process" not in str(e.value) and "ZOO_LOCK_TIMEOUT" in str(e.value)
     finally:
         holder.execute("ROLLBACK")
         holder.close()

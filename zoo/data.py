@@ -72,6 +72,7 @@ class Sample:
     source: str  # the path given
     available: dict[str, int] = field(default_factory=dict)  # per-class counts before the cap
     max_samples_per_class: int | None = DEFAULT_MAX_PER_CLASS
+    notes: list[str] = field(default_factory=list)  # what the user should know (no label column, huge images)
 
     def __len__(self) -> int:
         if self.arrays is not None:
@@ -147,14 +148,19 @@ def describe(sample: Sample) -> str:
         per = " per class" if sample.task == "classification" else ""
         text += (f" Subsampled to at most {sample.max_samples_per_class}{per} "
                  f"({sum(sample.available.values())} available).")
-    if sample.skipped:
-        reasons = Counter(_reason_kind(r) for _, r in sample.skipped)
-        why = ", ".join(f"{k} {r}" for r, k in reasons.most_common())
-        examples = ", ".join(Path(i).name if sample.modality == "image" else i for i, _ in sample.skipped[:3])
-        text += f" Skipped {len(sample.skipped)} item(s): {why} (e.g. {examples})."
-    else:
-        text += " Nothing skipped."
-    return text
+    for note in sample.notes:
+        text += f" {note}"
+    return text + " " + (skipped_summary(sample) or "Nothing skipped.")
+
+
+def skipped_summary(sample: Sample) -> str | None:
+    """``Skipped N item(s): <reasons> (e.g. <first three>).``, or None when nothing was skipped."""
+    if not sample.skipped:
+        return None
+    reasons = Counter(_reason_kind(r) for _, r in sample.skipped)
+    why = ", ".join(f"{k} {r}" for r, k in reasons.most_common())
+    examples = ", ".join(Path(i).name if sample.modality == "image" else i for i, _ in sample.skipped[:3])
+    return f"Skipped {len(sample.skipped)} item(s): {why} (e.g. {examples})."
 
 
 # ----------------------------------------------------------------------------------------- internals
@@ -176,6 +182,8 @@ class _Loader:
         self.source, self.text_column, self.label_column = source, text_column, label_column
         self.cap, self.seed, self.strict = cap, seed, strict
         self.skipped: list[tuple[str, str]] = []
+        self.notes: list[str] = []
+        self.large_images: list[tuple[str, int]] = []  # (path, pixels) over PIL's decompression-bomb warning limit
 
     def skip(self, item: str, reason: str) -> None:
         if self.strict:
@@ -203,6 +211,7 @@ class _Loader:
             rng = np.random.default_rng(self.seed)
             kept = self._verify_in_order([loose[i] for i in rng.permutation(len(loose))], self.cap)
             kept.sort()
+            self._note_large_images()
             if not kept:
                 raise DataError(f"None of the {len(loose)} images in {self.source} could be read "
                                 f"(e.g. {self.skipped[0][0]}: {self.skipped[0][1]}). Check the files.")
@@ -224,8 +233,10 @@ class _Loader:
             idx += [ci] * len(kept)
         self._check_classes(dict(zip(classes, np.bincount(idx, minlength=len(classes)).tolist(), strict=True)),
                             unreadable=True)
+        self._note_large_images()
         labels = np.asarray(idx, dtype=np.int64)
-        records = [(_file_bytes(f), classes[i].encode()) for f, i in zip(items, idx, strict=True)]
+        # A folder name that is not UTF-8 comes back with surrogate escapes: its bytes are hashed as they are.
+        records = [(_file_bytes(f), classes[i].encode("utf-8", "surrogateescape")) for f, i in zip(items, idx, strict=True)]
         return self._sample("image", [str(f) for f in items], None, labels, classes, "classification",
                             records, {c: len(v) for c, v in by_class.items()})
 
@@ -234,12 +245,27 @@ class _Loader:
         for f in files:
             if cap is not None and len(kept) >= cap:
                 break
-            reason = _unreadable_image(f)
+            reason, pixels = _unreadable_image(f)
             if reason:
                 self.skip(str(f), reason)
             else:
                 kept.append(f)
+                if pixels:
+                    self.large_images.append((str(f), pixels))
         return kept
+
+    def _note_large_images(self) -> None:
+        """One note for every image above PIL's decompression-bomb warning limit, instead of PIL's raw warning
+        per image per decode (those over twice the limit are refused by PIL: skipped as unreadable)."""
+        if not self.large_images:
+            return
+        from PIL import Image
+
+        path, pixels = max(self.large_images, key=lambda t: t[1])
+        self.notes.append(
+            f"{len(self.large_images)} image(s) are very large (up to {pixels:,} pixels, e.g. {Path(path).name}; PIL "
+            f"warns above {Image.MAX_IMAGE_PIXELS:,}): they are decoded and resized, which is slow and needs "
+            "memory. Shrink them first if that is a problem.")
 
     # ---------------------------------------------------------------- text tables
 
@@ -291,6 +317,7 @@ class _Loader:
             raise DataError(f"{self.source} has no non-empty texts in column {self.text_column!r}. "
                             "Check the file and text_column.")
         if not has_labels:
+            self.notes.append(_no_label_column_note(self.label_column, self.text_column, columns, rows))
             return self._unlabelled("text", texts, None, [t.encode() for t in texts])
         return self._labelled("text", texts, None, raw_labels, [t.encode() for t in texts])
 
@@ -317,6 +344,9 @@ class _Loader:
                 continue
             if not isinstance(obj, dict):
                 self.skip(where, f"invalid JSON: expected an object, got {type(obj).__name__}")
+                continue
+            if "\\u" in line and not _is_unicode(obj):  # an escaped lone surrogate ("\ud800") is not text
+                self.skip(where, "invalid JSON: a string holds a lone surrogate escape such as \\ud800, which is not text")
                 continue
             columns.update(dict.fromkeys(obj))
             rows.append((where, obj))
@@ -353,6 +383,9 @@ class _Loader:
         if y.ndim == 0 or len(y) != len(x):
             raise DataError(f"Array 'y' in {self.source} has {y.shape[0] if y.ndim else 0} entries but 'x' has "
                             f"{len(x)} rows. Give one label per row.")
+        if y.dtype.kind == "U" and not _is_unicode(y.ravel().tolist()):
+            raise DataError(f"Array 'y' in {self.source} holds a label that is not valid Unicode text (a lone "
+                            "surrogate such as \\ud800). Fix the labels and save it again.")
         if y.ndim == 2:
             labels = [[str(j) for j in np.flatnonzero(r)] for r in y]
             classes = [str(j) for j in range(y.shape[1])]
@@ -401,7 +434,7 @@ class _Loader:
             y = np.zeros((len(keep), len(classes)), dtype=np.uint8)
             for r, i in enumerate(keep):
                 y[r, [index[c] for c in sets[i]]] = 1
-            records = [(payloads[i], "|".join(sets[i]).encode()) for i in keep]
+            records = [(payloads[i], _label_bytes("|".join(sets[i]))) for i in keep]
             return self._sample(modality, [items[i] for i in keep] if items is not None else None,
                                 arrays[keep] if arrays is not None else None, y, classes, "multilabel",
                                 records, {c: label_counts[c] for c in classes})
@@ -435,7 +468,7 @@ class _Loader:
             keep_list += [members[j] for j in (perm[: self.cap] if self.cap is not None else perm)]
         keep = np.sort(np.asarray(keep_list, dtype=np.int64))
         y = np.asarray([index[names[i]] for i in keep], dtype=np.int64)
-        records = [(payloads[i], names[i].encode()) for i in keep]
+        records = [(payloads[i], _label_bytes(names[i])) for i in keep]
         return self._sample(modality, [items[i] for i in keep] if items is not None else None,
                             arrays[keep] if arrays is not None else None, y, classes, "classification",
                             records, {c: counts[c] for c in classes})
@@ -458,9 +491,22 @@ class _Loader:
 
     def _sample(self, modality, items, arrays, labels, classes, task, records, available) -> Sample:
         return Sample(modality=modality, items=items, arrays=arrays, labels=labels, classes=list(classes),
-                      task=task, skipped=list(self.skipped),
+                      task=task, skipped=list(self.skipped), notes=list(self.notes),
                       content_hash=_content_hash(modality, task, records), source=self.source,
                       available=available, max_samples_per_class=self.cap)
+
+
+def _label_bytes(name: str) -> bytes:
+    """A label's bytes for the content hash; a lone surrogate (an .npz string array may hold one) never raises."""
+    return name.encode("utf-8", "surrogatepass")
+
+
+def _is_unicode(obj) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _class_name(v) -> str:
@@ -494,15 +540,47 @@ def _is_regression(values: list) -> bool:
     return len(set(nums)) > min(10, len(nums) // 2)
 
 
-def _unreadable_image(path: Path) -> str | None:
+_LABEL_NAMES = ("labels", "class", "classes", "category", "categories", "target", "y", "sentiment", "tag", "intent",
+                "topic", "emotion", "gold", "answer")
+
+
+def _no_label_column_note(label_column: str, text_column: str, columns: list[str], rows: list) -> str:
+    """Why the texts are unlabelled, and the option that labels them: the column most like a label first (a
+    label-like name, else the fewest distinct values)."""
+    others = [c for c in columns if c != text_column]
+    if not others:
+        return (f"No label column {label_column!r} (the only column is {text_column!r}): the texts are used "
+                "unlabelled, for domain signals only. Add a label column to rank by fit to your classes.")
+
+    def distinct(c: str) -> int:
+        return len({str(r.get(c)) for _, r in rows[:2000]})
+
+    named = [c for c in others if c.strip().lower() in _LABEL_NAMES]
+    guess = named[0] if named else min(others, key=distinct)
+    shown = ", ".join(repr(c) for c in others[:8]) + (", ..." if len(others) > 8 else "")
+    return (f"No label column {label_column!r} (other columns: {shown}): the texts are used unlabelled, for domain "
+            f"signals only. If a column holds the labels, name it: --label-column {guess} (label_column={guess!r} "
+            "in the API).")
+
+
+def _unreadable_image(path: Path) -> tuple[str | None, int]:
+    """``(why it cannot be read, or None; its pixels when above PIL's decompression-bomb warning limit, else 0)``."""
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            im.verify()
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                size = im.size
+                im.verify()
+    except Image.DecompressionBombError as e:
+        return f"unreadable image: too large to decode safely ({str(e)[:120]})", 0
     except Exception as e:  # PIL raises many types (UnidentifiedImageError, SyntaxError, OSError, ...)
-        return f"unreadable image: {type(e).__name__}: {str(e)[:120]}"
-    return None
+        return f"unreadable image: {type(e).__name__}: {str(e)[:120]}", 0
+    large = any(issubclass(w.category, Image.DecompressionBombWarning) for w in seen)
+    return None, size[0] * size[1] if large else 0
 
 
 def _file_bytes(path: Path) -> bytes:

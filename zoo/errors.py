@@ -6,6 +6,8 @@ never a traceback.
 
 from __future__ import annotations
 
+import warnings
+
 
 class ZooError(Exception):
     """Base class for every error zoo raises on purpose."""
@@ -61,10 +63,22 @@ class IdCollision(ZooError):
 
 
 class DatabaseError(ZooError):
-    pass
+    """A database could not be read or written; built by ``zoo.registry.translate_sqlite_error`` only."""
 
 
 class DatabaseLocked(DatabaseError):
+    pass
+
+
+class DatabaseReadOnly(DatabaseError):
+    pass
+
+
+class DatabaseFull(DatabaseError):
+    pass
+
+
+class DatabaseCorrupt(DatabaseError):
     pass
 
 
@@ -74,3 +88,18 @@ class SchemaTooNew(DatabaseError):
 
 class WeightsUnavailable(ZooError):
     pass
+
+
+class UntrustedModel(ZooError):
+    """A model's files would run code of their own when loaded (custom code, a class named in modules.json);
+    zoo never runs it."""
+
+
+class ZooWarning(UserWarning):
+    """Something the user should know that does not stop the command (a cache that could not be written,
+    an unrecognised license). The CLI prints each as one ``warning:`` line; API callers get a Python warning."""
+
+
+def warn(message: str) -> None:
+    """Emit a :class:`ZooWarning` (shown once per distinct message by Python's default filter)."""
+    warnings.warn(message, ZooWarning, stacklevel=2)

@@ -661,8 +661,11 @@ def _write(key: str, feats: np.ndarray, meta: dict, probs: np.ndarray | None = N
         if probs is None:  # a rewritten entry without probabilities must not keep stale ones
             with contextlib.suppress(FileNotFoundError):
                 (folder / f"{key}{_SRC}").unlink()
-    except OSError:
-        pass  # a read-only or full cache is not fatal: the features are still returned
+    except OSError as e:  # a read-only or full cache is not fatal: the features are still returned, and it is said
+        from zoo.errors import warn
+
+        warn(f"Features were not cached in {folder} ({e.strerror or e}): they are computed again next time. Free "
+             "space there (zoo cache clear drops old features) or set ZOO_CACHE_DIR to a writable folder with room.")
 
 
 def cache_info() -> list[dict]:

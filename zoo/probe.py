@@ -347,6 +347,8 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
            load_sample: Callable[..., Sample]) -> ProbeReport:
     import logging
 
+    from zoo.data import skipped_summary
+    from zoo.errors import DatabaseError
     from zoo.registry import Registry
 
     t0 = time.perf_counter()
@@ -378,7 +380,10 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
     key = settings_hash(settings)
     report = ProbeReport(data=str(data), data_hash=sample.content_hash, n=len(sample), classes=list(sample.classes),
                          settings=settings, notes=[fold_note] if fold_note else [])
+    report.notes += [*sample.notes, *filter(None, [skipped_summary(sample)])]  # unreadable files are said, not dropped
     values: dict[str, float] = dict(scores or {})
+    unstored: list[str] = []
+    unstored_why = ""
     with Registry(db=db, create=True) as reg:
         records = reg.get_many(ids)
         stored = {} if force else _lookup(reg, [r.id for r in records], sample.content_hash, key)
@@ -421,8 +426,14 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
                 _add_score(values, scorer, rec, sample, device, report)
             res.params = rec.params
             res.created_at = _utcnow()
-            _store(reg, res, sample.content_hash, key, settings)
+            try:
+                _store(reg, res, sample.content_hash, key, settings)
+            except DatabaseError as e:  # a read-only, locked or full database costs the reuse, not the result
+                unstored.append(rec.id)
+                unstored_why = str(e)
             report.results.append(res)
+    if unstored:
+        report.notes.append(f"Not stored for reuse ({', '.join(unstored)}): {unstored_why}")
     summarise(report, values if (scores is not None or scorer is not None) else None, score or "scores")
     report.seconds = time.perf_counter() - t0
     return report
@@ -431,7 +442,8 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
 def _check_labels(sample: Sample) -> None:
     if sample.labels is None or sample.task == "unlabelled":
         raise ProbeError(f"{sample.source} has no labels: a probe needs labelled samples (an image folder "
-                         "root/<class>/..., a label column, or y in an .npz).")
+                         "root/<class>/..., a label column, or y in an .npz)."
+                         + "".join(f" {n}" for n in sample.notes if "--label-column" in n))
     if sample.task == "multilabel":
         raise ProbeError("Multi-label data is not supported by the probe; probe one label at a time.")
     if sample.task == "regression":

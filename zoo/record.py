@@ -7,6 +7,7 @@ records; the registry stores them; the recommender reads them.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -26,6 +27,32 @@ def _dumps(value: Any) -> str:
 JSON_FIELDS = (
     "tasks", "domains", "pretraining_data", "input_size", "mean", "std", "results", "extra", "sources",
 )
+
+
+# Bounds on what one record may hold (``validate``). Manifests and Hub cards come from elsewhere: one field
+# must not become a 100 MB row. The shipped catalog's largest values are far below (description 459 chars,
+# extra 1.4 kB as JSON); a Hub card's prose is cut at 2,000 chars (zoo.sources.hf).
+MAX_DESCRIPTION_CHARS = 20_000
+MAX_STRING_CHARS = 1_000  # any other string: ids, names, locations, list items, mapping keys
+MAX_LIST_ITEMS = 256  # tasks, domains, pretraining_data, input_size, mean, std
+MAX_JSON_CHARS = 65_536  # results, sources and extra, each as JSON
+MAX_JSON_DEPTH = 16  # nesting inside extra
+MAX_INT = 2**63 - 1  # SQLite's INTEGER
+
+_FLOAT_FIELDS = ("crop_pct", "imagenet_top1", "cpu_latency_ms")
+_INT_FIELDS = ("params", "feature_dim", "max_length", "downloads", "likes")
+_STRING_FIELDS = ("id", "modality", "architecture", "library", "interpolation", "tokenizer", "license",
+                  "license_class", "description", "weights", "same_weights_as", "source", "source_version",
+                  "revision", "indexed_at")
+
+
+def is_number(v: Any) -> bool:
+    """A finite float, or an int SQLite and JSON can hold (64 bits), not a bool: what a numeric field may hold."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return -MAX_INT - 1 <= v <= MAX_INT
+    return isinstance(v, float) and math.isfinite(v)
 
 
 class FieldError(ValueError):
@@ -78,15 +105,59 @@ class ModelRecord:
             self.source = mid.source
         self.license = vocab.normalize_license(self.license)
         self.license_class = vocab.license_class(self.license)
-        if self.imagenet_top1 is None and "imagenet_top1" in self.results:
-            self.imagenet_top1 = float(self.results["imagenet_top1"])
+        top1 = self.results.get("imagenet_top1") if isinstance(self.results, dict) else None
+        if self.imagenet_top1 is None and is_number(top1):  # validate() refuses any other value
+            self.imagenet_top1 = float(top1)
 
     @property
     def name(self) -> str:
         return ModelId.parse(self.id).name
 
     def validate(self) -> None:
-        """Raise ``FieldError`` naming the first field that breaks the vocabulary."""
+        """Raise ``FieldError`` naming the first field that breaks the vocabulary, a type, or a bound."""
+        for name in _INT_FIELDS:
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_INT):
+                raise FieldError(name, f"{name} must be a non-negative integer below 2**63, got {_short(v)}")
+        for name in _FLOAT_FIELDS:
+            v = getattr(self, name)
+            if v is not None and not is_number(v):
+                raise FieldError(name, f"{name} must be a finite number within 64 bits, got {_short(v)} (NaN and "
+                                       "infinities are not values; leave the field out when it is unknown)")
+        for name in ("input_size", "mean", "std"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, list) or len(v) > MAX_LIST_ITEMS or not all(map(is_number, v))):
+                raise FieldError(name, f"{name} must be a list of finite numbers within 64 bits, got {_short(v)}")
+        for name in _STRING_FIELDS:
+            v = getattr(self, name)
+            if v is not None:
+                _check_text(name, v, MAX_DESCRIPTION_CHARS if name == "description" else MAX_STRING_CHARS)
+        for name in ("tasks", "domains", "pretraining_data"):
+            v = getattr(self, name)
+            if not isinstance(v, list) or len(v) > MAX_LIST_ITEMS:
+                raise FieldError(name, f"{name} must be a list of at most {MAX_LIST_ITEMS} names, got {_short(v)}")
+            for x in v:
+                _check_text(name, x, MAX_STRING_CHARS)
+        if not isinstance(self.results, dict):
+            raise FieldError("results", f"results must be a mapping of metric name to number, got {_short(self.results)}")
+        for k, v in self.results.items():
+            _check_text("results", k, MAX_STRING_CHARS)
+            if not is_number(v):
+                raise FieldError("results", f"results[{k!r}] must be a finite number within 64 bits, got {_short(v)} "
+                                            "(NaN and infinities are not results; leave the metric out)")
+        if not isinstance(self.sources, dict) or not all(isinstance(v, str) for v in self.sources.values()):
+            raise FieldError("sources", f"sources must map a fact to a citation (text), got {_short(self.sources)}")
+        for k, v in self.sources.items():
+            _check_text("sources", k, MAX_STRING_CHARS)
+            _check_text("sources", v, MAX_STRING_CHARS)
+        if not isinstance(self.extra, dict):
+            raise FieldError("extra", f"extra must be a mapping, got {_short(self.extra)}")
+        _check_json("extra", self.extra, 0)
+        for name in ("results", "sources", "extra"):
+            size = len(_dumps(getattr(self, name)))
+            if size > MAX_JSON_CHARS:
+                raise FieldError(name, f"{name} is {size:,} characters as JSON; at most {MAX_JSON_CHARS:,} are kept "
+                                       "in a record. Trim it.")
         checks = [("modality", lambda: vocab.check_member("modality", self.modality, vocab.MODALITIES))]
         checks += [("tasks", lambda t=t: vocab.check_member("task", t, vocab.TASKS)) for t in self.tasks]
         checks += [("domains", lambda d=d: vocab.check_member("domain", d, vocab.DOMAINS)) for d in self.domains]
@@ -96,14 +167,6 @@ class ModelRecord:
                 check()
             except ValueError as e:
                 raise FieldError(name, str(e)) from None
-        for name in ("params", "feature_dim", "max_length", "downloads", "likes"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 0):
-                raise FieldError(name, f"{name} must be a non-negative integer, got {v!r}")
-        for name in ("input_size", "mean", "std"):
-            v = getattr(self, name)
-            if v is not None and not all(isinstance(x, (int, float)) for x in v):
-                raise FieldError(name, f"{name} must be a list of numbers, got {v!r}")
 
     def to_row(self) -> dict[str, Any]:
         """The SQLite row, with ``content_hash`` over every fact (not over when it was indexed)."""
@@ -122,11 +185,31 @@ class ModelRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ModelRecord:
+        """The record of a stored row. Values an older zoo let through are read leniently rather than crashing
+        every command that shows the model: a null where a number belongs (a NaN that SQLite stored as NULL),
+        a JSON field that does not parse or has the wrong shape."""
         kwargs = {name: row[name] for name in RECORD_FIELDS if name in row}
         for name in JSON_FIELDS:
             v = kwargs.get(name)
             if isinstance(v, str):
-                kwargs[name] = orjson.loads(v)
+                try:
+                    kwargs[name] = orjson.loads(v)
+                except orjson.JSONDecodeError:
+                    kwargs[name] = None
+        for name in ("tasks", "domains", "pretraining_data"):
+            if not isinstance(kwargs.get(name), list):
+                kwargs[name] = []
+        for name in ("results", "extra", "sources"):
+            if not isinstance(kwargs.get(name), dict):
+                kwargs[name] = {}
+        kwargs["results"] = {k: v for k, v in kwargs["results"].items() if is_number(v)}
+        for name in ("input_size", "mean", "std"):
+            v = kwargs.get(name)
+            if v is not None and (not isinstance(v, list) or not all(map(is_number, v))):
+                kwargs[name] = None
+        for name in _FLOAT_FIELDS:
+            if name in kwargs and not (kwargs[name] is None or is_number(kwargs[name])):
+                kwargs[name] = None
         kwargs["gated"] = bool(kwargs.get("gated"))
         return cls(**kwargs)
 
@@ -135,6 +218,45 @@ class ModelRecord:
 
     def content_hash(self) -> str:
         return self.to_row()["content_hash"]
+
+
+def _short(v: Any, limit: int = 80) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _check_text(name: str, v: Any, limit: int) -> None:
+    if not isinstance(v, str):
+        raise FieldError(name, f"{name} must be text, got {type(v).__name__} {_short(v)}")
+    if len(v) > limit:
+        raise FieldError(name, f"{name} is {len(v):,} characters long; at most {limit:,} are kept in a record. Trim it.")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(name, f"{name} is not valid Unicode text (a lone surrogate such as \\ud800)") from None
+
+
+def _check_json(name: str, v: Any, depth: int) -> None:
+    """``v`` is plain JSON (text keys, finite numbers) nested at most ``MAX_JSON_DEPTH`` deep."""
+    if depth > MAX_JSON_DEPTH:
+        raise FieldError(name, f"{name} is nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise FieldError(name, f"{name} has a key that is not text: {_short(k)}")
+            _check_text(name, k, MAX_STRING_CHARS)
+            _check_json(name, x, depth + 1)
+    elif isinstance(v, list):
+        for x in v:
+            _check_json(name, x, depth + 1)
+    elif isinstance(v, str):
+        _check_text(name, v, MAX_JSON_CHARS)
+    elif isinstance(v, float) and not math.isfinite(v):
+        raise FieldError(name, f"{name} holds {v!r}: only finite numbers are stored")
+    elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+        raise FieldError(name, f"{name} holds an integer beyond 64 bits: {_short(v)}")
+    elif not (v is None or isinstance(v, (bool, int, float))):
+        raise FieldError(name, f"{name} holds a {type(v).__name__} ({_short(v)}), which is not JSON: write it as text")
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(ModelRecord))

@@ -4,6 +4,13 @@ The user database (``ZOO_DB`` / ``--db``, default in the user data dir) is the c
 ``main`` schema and holds everything a user's work writes; the catalog (``registry.db``) is
 attached read-only as ``catalog``. A model in the user database shadows the catalog's record
 with the same id, so a newer shipped catalog never loses a user's history.
+
+Failures: the connection (``_Connection``) raises every SQLite error as zoo's own, built in one place,
+``translate_sqlite_error`` (locked, read-only, full, corrupt, I/O, cannot open; a newer schema is refused on
+opening). A write is one transaction (``transaction``): it waits for another writer's lock up to
+``ZOO_LOCK_TIMEOUT`` seconds, saying so first, and a failed ``COMMIT`` reports its own error. Reading never
+needs to write: a database in a folder zoo cannot write, or on a full disk, is read ``immutable``; a 0-byte
+file is said to be empty rather than silently rebuilt.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import difflib
 import gc
 import heapq
 import json
+import os
 import re
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,14 +30,27 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from zoo import config
-from zoo.errors import DatabaseError, DatabaseLocked, SchemaTooNew, UnknownModel, UsageError
+from zoo.errors import (
+    DatabaseCorrupt,
+    DatabaseError,
+    DatabaseFull,
+    DatabaseLocked,
+    DatabaseReadOnly,
+    SchemaTooNew,
+    UnknownModel,
+    UsageError,
+    warn,
+)
 from zoo.ids import ModelId
 from zoo.migrations import FTS_COLUMNS, MIGRATION_NAMES, MIGRATION_SET, migration_set
 from zoo.record import ROW_COLUMNS, ModelRecord
 
-BUSY_TIMEOUT_MS = 5000
+BUSY_TIMEOUT_MS = 5000  # how long a read waits out a passing lock (WAL: only recovery and checkpoints take one)
+WRITE_WAIT_S = 30.0  # how long a write waits for another writer (ZOO_LOCK_TIMEOUT overrides), saying so first
+BEST_EFFORT_WAIT_S = 2.0  # a cache write (vectors) waits this long, then is skipped with a warning
 COUNT_CAP = 10_000
 SORTS = {
     # name -> (sql column, descending, python key for merging)
@@ -91,21 +113,165 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _translate(e: sqlite3.Error, path: Path | str) -> DatabaseError:
+# SQLite's primary result codes (sqlite3.h); Python 3.11+ gives the code on the exception, older ones only
+# the message, which the words below match.
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 3, 5, 6, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
+
+
+def write_wait_s() -> float:
+    """How long a writer waits for another writer's lock: ``ZOO_LOCK_TIMEOUT`` seconds (default 30)."""
+    try:
+        return max(0.0, float(os.environ.get("ZOO_LOCK_TIMEOUT", WRITE_WAIT_S)))
+    except ValueError:
+        return WRITE_WAIT_S
+
+
+def translate_sqlite_error(e: sqlite3.Error, path: Path | str, *, writing: bool = False,
+                           waited_s: float | None = None) -> DatabaseError:
+    """The one place that turns an ``sqlite3.Error`` into zoo's error with the fix: every read and write of the
+    user database and the catalog goes through it (``_Connection`` raises only its results). ``writing``: the
+    error ended a write transaction, which SQLite has rolled back."""
+    code = getattr(e, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
     msg = str(e).lower()
-    if "locked" in msg or "busy" in msg:
-        return DatabaseLocked(
-            f"Database {path} is locked by another zoo process (waited {BUSY_TIMEOUT_MS // 1000} s). "
-            "Wait for it to finish and retry, or point --db at another file."
-        )
-    if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
-        return DatabaseError(
-            f"Database {path} is corrupt or not a zoo database. Move it aside (zoo recreates an empty one) "
-            "or restore it from a backup."
-        )
-    if "unable to open" in msg or "readonly" in msg or "read-only" in msg:
-        return DatabaseError(f"Cannot open database {path} for writing: {e}. Check the path and its permissions.")
-    return DatabaseError(f"Database error in {path}: {e}")
+
+    def kind(c: int, *words: str) -> bool:
+        return primary == c if primary is not None else any(w in msg for w in words)
+
+    undone = " Nothing was written: the transaction was rolled back." if writing else ""
+    # An I/O error on a full disk (no room for the WAL's shared memory, say) is the full disk.
+    full = kind(_SQLITE_FULL, "database or disk is full") or (kind(_SQLITE_IOERR, "disk i/o error") and _disk_full(path))
+    if kind(_SQLITE_BUSY, "locked", "busy") or kind(_SQLITE_LOCKED, "locked"):
+        waited = waited_s if waited_s is not None else BUSY_TIMEOUT_MS / 1000
+        err: DatabaseError = DatabaseLocked(
+            f"Database {path} is locked: another connection is writing to it (a zoo command in another terminal, "
+            f"or any program that has it open, such as the sqlite3 shell or a backup tool); zoo waited {waited:g} s."
+            f"{undone} Retry when it has finished, wait longer with ZOO_LOCK_TIMEOUT=SECONDS, or point --db "
+            "(ZOO_DB) at another file.")
+    elif kind(_SQLITE_READONLY, "readonly", "read-only") or kind(_SQLITE_PERM, "access permission"):
+        err = DatabaseReadOnly(
+            f"Database {path} is read-only (file or folder permissions, or a read-only file system; SQLite: {e}) and "
+            f"this command writes to it.{undone} Make it writable, or point --db (ZOO_DB) at a writable file; "
+            "commands that only read (search, show, stats, recommend) work with it as it is.")
+    elif full:
+        err = DatabaseFull(
+            f"The disk holding {path} is full ({e}).{undone} Free some space and retry, or point --db (ZOO_DB) at a "
+            "file on another disk.")
+    elif kind(_SQLITE_CORRUPT, "malformed", "corrupt") or kind(_SQLITE_NOTADB, "not a database"):
+        err = DatabaseCorrupt(
+            f"Database {path} is corrupt or not a zoo database ({e}). Move it aside (zoo then starts an empty one; "
+            "your runs and indexed models stay in the moved file, where `sqlite3 FILE .recover` may save them) and "
+            "re-index, or restore it from a backup.")
+    elif kind(_SQLITE_IOERR, "disk i/o error"):
+        err = DatabaseError(
+            f"Disk I/O error on {path} ({e}): a full disk, a file-size limit (ulimit -f), a removed drive or a failing "
+            f"disk.{undone} Check the disk (df -h, dmesg) and retry, or point --db (ZOO_DB) at a file elsewhere.")
+    elif kind(_SQLITE_CANTOPEN, "unable to open"):
+        err = DatabaseError(
+            f"Cannot open database {path} ({e}). Check that its folder exists and is readable and writable, or "
+            "point --db (ZOO_DB) elsewhere.")
+    else:
+        err = DatabaseError(f"Database error in {path}: {e}.{undone}")
+    err.sqlite_error, err.db_path = e, path  # type: ignore[attr-defined]
+    return err
+
+
+def _disk_full(path: Path | str) -> bool:
+    try:
+        return shutil.disk_usage(Path(path).parent).free < 64 * 1024
+    except (OSError, ValueError):
+        return False
+
+
+_translate = translate_sqlite_error  # the name zoo.runs imports
+
+
+def _raise_translated(conn: sqlite3.Connection, e: sqlite3.Error) -> None:
+    if getattr(conn, "raw_errors", False):  # sqlite-utils' own code (migrations) catches sqlite3 errors
+        raise e
+    raise translate_sqlite_error(e, getattr(conn, "zoo_path", "the database")) from None
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose every SQLite error comes out as zoo's ``DatabaseError`` (see ``translate_sqlite_error``)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:  # type: ignore[override]
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as e:
+            _raise_translated(self.connection, e)
+            raise  # pragma: no cover - _raise_translated always raises
+
+    def executemany(self, sql: str, seq: Any, /) -> _Cursor:  # type: ignore[override]
+        try:
+            return super().executemany(sql, seq)
+        except sqlite3.Error as e:
+            _raise_translated(self.connection, e)
+            raise  # pragma: no cover
+
+    def executescript(self, script: str, /) -> _Cursor:  # type: ignore[override]
+        try:
+            return super().executescript(script)
+        except sqlite3.Error as e:
+            _raise_translated(self.connection, e)
+            raise  # pragma: no cover
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as e:
+            _raise_translated(self.connection, e)
+            raise  # pragma: no cover
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        try:
+            return super().fetchmany(self.arraysize if size is None else size)
+        except sqlite3.Error as e:
+            _raise_translated(self.connection, e)
+            raise  # pragma: no cover
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as e:
+            _raise_translated(self.connection, e)
+            raise  # pragma: no cover
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as e:  # damaged pages found part-way through a scan
+            _raise_translated(self.connection, e)
+            raise  # pragma: no cover
+
+
+class _Connection(sqlite3.Connection):
+    """``sqlite3.Connection`` with ``_Cursor``s, also behind its ``execute`` shortcuts."""
+
+    zoo_path: Path | str = "the database"
+    raw_errors = False
+
+    def cursor(self, factory: Any = _Cursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: Any, /) -> _Cursor:  # type: ignore[override]
+        return self.cursor().executemany(sql, seq)
+
+    def executescript(self, script: str, /) -> _Cursor:  # type: ignore[override]
+        return self.cursor().executescript(script)
+
+
+def _connect(target: str, path: Path | str, *, timeout_s: float, uri: bool = False) -> _Connection:
+    try:
+        conn = sqlite3.connect(target, timeout=timeout_s, isolation_level=None, factory=_Connection, uri=uri)
+    except sqlite3.Error as e:
+        raise translate_sqlite_error(e, path) from None
+    conn.zoo_path = path
+    return conn
 
 
 def fts_query(text: str) -> str:
@@ -125,6 +291,8 @@ class Registry:
         self._create = create
         self._conn: sqlite3.Connection | None = None
         self._has_user_db = False
+        self._empty_noted = False
+        self._immutable: DatabaseError | None = None  # why it was opened immutable, read-only (see _readable)
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -133,50 +301,128 @@ class Registry:
             self._conn = self._open()
         return self._conn
 
-    def _open(self) -> sqlite3.Connection:
-        exists = self.db_path.exists()
-        self._has_user_db = exists or self._create
+    def _user_db_state(self) -> str:
+        """``absent``, ``empty`` (a 0-byte file: no database yet, or one truncated by a crash) or ``present``."""
         try:
-            if self._has_user_db:
-                try:
-                    self.db_path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise DatabaseError(f"Cannot create {self.db_path.parent}: {e}. Set ZOO_DB or --db.") from None
-                conn = sqlite3.connect(str(self.db_path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            else:
-                # Reading only and no user database yet: nothing is written to disk.
-                conn = sqlite3.connect(":memory:", isolation_level=None)
+            size = self.db_path.stat().st_size
+        except FileNotFoundError:
+            return "absent"
+        except OSError as e:
+            raise DatabaseError(f"Cannot read database {self.db_path}: {e}. Check its permissions, or set --db.") from None
+        if size == 0:
+            wal = self.db_path.with_name(self.db_path.name + "-wal")
+            if not (wal.exists() and wal.stat().st_size > 0):  # pages only in the WAL are still a database
+                return "empty"
+        return "present"
+
+    def _open(self) -> sqlite3.Connection:
+        state = self._user_db_state()
+        if state == "empty":
+            if self._create:
+                warn(f"{self.db_path} was an empty file (0 bytes), not a zoo database: zoo created a new, empty "
+                     "database in it. If it held your runs and indexed models (a crash or a full disk can truncate "
+                     "a file), restore it from a backup.")
+            elif not self._empty_noted:
+                self._empty_noted = True
+                warn(f"{self.db_path} is an empty file (0 bytes), not a zoo database: only the catalog is read. "
+                     "The next command that writes creates a new database in it; if it held your runs and indexed "
+                     "models (a crash or a full disk can truncate a file), restore it from a backup first.")
+        self._has_user_db = state == "present" or self._create
+        if self._has_user_db:
+            try:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DatabaseError(f"Cannot create {self.db_path.parent}: {e}. Set ZOO_DB or --db.") from None
+            conn = _connect(str(self.db_path), self.db_path, timeout_s=BUSY_TIMEOUT_MS / 1000)
+            if state == "present":
+                conn = self._readable(conn)
+        else:
+            # Reading only and no user database yet: nothing is written to disk.
+            conn = _connect(":memory:", self.db_path, timeout_s=BUSY_TIMEOUT_MS / 1000)
+        try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA cache_size = -65536")  # 64 MB: index inserts of large runs stay in memory
-            if self._has_user_db:
-                applied = self._applied(conn, self.db_path, "main")
-                if set(MIGRATION_NAMES) - applied:
-                    from sqlite_utils import Database
-
-                    conn.execute("PRAGMA journal_mode = WAL")
-                    migration_set().apply(Database(conn))
+            if self._has_user_db and set(MIGRATION_NAMES) - self._applied(conn, self.db_path, "main"):
+                self._migrate(conn)
             if self.catalog_path is not None:
                 uri = "file:" + str(self.catalog_path.resolve()) + "?mode=ro"
+                conn.zoo_path = self.catalog_path  # an error while attaching is the catalog's
                 conn.execute("ATTACH DATABASE ? AS catalog", (uri,))
                 self._applied(conn, self.catalog_path, "catalog")
-        except sqlite3.Error as e:
-            raise _translate(e, self.db_path if exists else (self.catalog_path or self.db_path)) from None
+                conn.zoo_path = self.db_path
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            raise
         return conn
+
+    def _readable(self, conn: _Connection) -> _Connection:
+        """The connection, or, for a database in a folder this user cannot write (a read-only mount, another
+        user's files) or on a full disk, one opened ``immutable``: SQLite cannot create the WAL's shared-memory file
+        there, yet a command that only reads must still work. A write through it then fails, saying why."""
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except DatabaseError as e:
+            # Read-only folder: READONLY_DIRECTORY / _CANTINIT as another user, CANTOPEN on a read-only mount; a full
+            # disk: IOERR_SHMSIZE (no room for the shared-memory file).
+            raw = getattr(e, "sqlite_error", None)
+            name = getattr(raw, "sqlite_errorname", "") or ""
+            if name:
+                folder_problem = name.startswith(("SQLITE_READONLY_", "SQLITE_CANTOPEN", "SQLITE_IOERR_SHM"))
+            else:  # Python 3.10: the message only
+                folder_problem = isinstance(e, DatabaseReadOnly) or any(
+                    w in str(raw).lower() for w in ("unable to open", "disk i/o error"))
+            wal = self.db_path.with_name(self.db_path.name + "-wal")
+            unflushed = wal.exists() and wal.stat().st_size > 0  # commits only in the WAL: immutable would miss them
+            if not folder_problem or unflushed:
+                raise
+            self._immutable = e
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        uri = "file:" + quote(str(self.db_path.resolve())) + "?immutable=1"
+        return _connect(uri, self.db_path, timeout_s=BUSY_TIMEOUT_MS / 1000, uri=True)
+
+    def _migrate(self, conn: _Connection) -> None:
+        """Apply the missing migrations in one write transaction, re-checked once the lock is held (two commands
+        opening a new database at once migrate it once). A read-only database of an older zoo is read as it is."""
+        from sqlite_utils import Database
+
+        with contextlib.suppress(DatabaseError):
+            conn.execute("PRAGMA journal_mode = WAL")  # not inside a transaction; a failure shows at BEGIN below
+        try:
+            self._begin(conn, write_wait_s())
+        except DatabaseReadOnly:
+            if self._create:
+                raise
+            warn(f"{self.db_path} was written by an older zoo and is read-only, so it cannot be upgraded: zoo reads "
+                 "it as it is. Make it writable once to upgrade it.")
+            return
+        try:
+            if set(MIGRATION_NAMES) - self._applied(conn, self.db_path, "main"):
+                conn.raw_errors = True  # sqlite-utils catches sqlite3's errors itself
+                try:
+                    migration_set().apply(Database(conn))
+                except sqlite3.Error as e:
+                    raise translate_sqlite_error(e, self.db_path, writing=True) from None
+                finally:
+                    conn.raw_errors = False
+            self._commit(conn)
+        except BaseException:
+            self._rollback(conn)
+            raise
 
     @staticmethod
     def _applied(conn: sqlite3.Connection, path: Path, schema: str) -> set[str]:
         """Migrations applied to ``schema``; refuses a database from a newer zoo."""
-        try:
-            has = conn.execute(
-                f"SELECT 1 FROM {schema}.sqlite_master WHERE type='table' AND name='_sqlite_migrations'"
-            ).fetchone()
-            if not has:
-                return set()
-            applied = {r[0] for r in conn.execute(
-                f"SELECT name FROM {schema}._sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])}
-        except sqlite3.Error as e:
-            raise _translate(e, path) from None
+        has = conn.execute(
+            f"SELECT 1 FROM {schema}.sqlite_master WHERE type='table' AND name='_sqlite_migrations'"
+        ).fetchone()
+        if not has:
+            return set()
+        applied = {r[0] for r in conn.execute(
+            f"SELECT name FROM {schema}._sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])}
         newer = sorted(applied - set(MIGRATION_NAMES))
         if newer:
             raise SchemaTooNew(
@@ -186,8 +432,10 @@ class Registry:
         return applied
 
     def close(self) -> None:
+        self._immutable = None
         if self._conn is not None:
-            self._conn.close()
+            with contextlib.suppress(sqlite3.Error):  # closing checkpoints the WAL; a full disk must not mask anything
+                self._conn.close()
             self._conn = None
 
     def __enter__(self) -> Registry:
@@ -212,31 +460,89 @@ class Registry:
         return f" WHERE {cond}" if cond else ""
 
     def _ensure_writable(self) -> None:
+        if self._conn is None:
+            self._empty_noted = True  # about to write: the warning for a 0-byte file is the one said on creating
+        self.conn  # noqa: B018 - opened first: only then is it known whether there is a user database
         if not self._has_user_db:
             self.close()
             self._create = True
-            self.conn  # noqa: B018
+            try:
+                self.conn  # noqa: B018
+            except BaseException:
+                self._create = False  # the reads that follow still work, from the catalog alone
+                self.close()
+                raise
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all or nothing. ``BEGIN IMMEDIATE`` takes the write lock up front."""
-        self._ensure_writable()
-        conn = self.conn
+    def _begin(self, conn: sqlite3.Connection, wait_s: float) -> None:
+        """``BEGIN IMMEDIATE``: the write lock up front. When another writer holds it, say so, then wait up to
+        ``wait_s`` seconds for it (a reader never waits here: WAL readers take no lock)."""
+        if self._immutable is not None:
+            cause = getattr(self._immutable, "sqlite_error", None)
+            if cause is not None and not isinstance(self._immutable, DatabaseReadOnly) \
+                    and "i/o" in str(cause).lower():
+                raise translate_sqlite_error(cause, self.db_path, writing=True)  # a full disk: say so
+            raise DatabaseReadOnly(
+                f"Database {self.db_path} is in a folder zoo cannot write to (a read-only file system, or another "
+                "user's folder), and this command writes to it. Nothing was written. Make the folder writable, or "
+                "point --db (ZOO_DB) at a writable file; commands that only read (search, show, stats, recommend) "
+                "work with it as it is.")
+        conn.execute("PRAGMA busy_timeout = 100")
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise _translate(e, self.db_path) from None
+            return
+        except DatabaseLocked:
+            pass
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if wait_s > 0:
+            warn(f"Waiting up to {wait_s:g} s for the write lock on {self.db_path}: another connection is writing "
+                 "to it (another zoo command, or any program that has it open).")
+        t0 = time.monotonic()
+        conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except DatabaseLocked as e:
+            raise translate_sqlite_error(e.sqlite_error, self.db_path,  # type: ignore[attr-defined]
+                                         waited_s=round(time.monotonic() - t0 + 0.1, 1)) from None
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """COMMIT, reporting its own error (a full disk, an I/O error): SQLite has then rolled back already, and
+        the ROLLBACK that follows must not hide it behind 'cannot rollback - no transaction is active'."""
+        try:
+            conn.execute("COMMIT")
+        except DatabaseError as e:
+            self._rollback(conn)
+            raw = getattr(e, "sqlite_error", None)
+            raise (translate_sqlite_error(raw, self.db_path, writing=True) if raw is not None else e) from None
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # an error such as SQLITE_FULL may have rolled the transaction back already
+            with contextlib.suppress(DatabaseError, sqlite3.Error):
+                conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def transaction(self, *, wait_s: float | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all or nothing. ``BEGIN IMMEDIATE`` takes the write lock up front, waiting up
+        to ``wait_s`` seconds (default ``ZOO_LOCK_TIMEOUT``, 30) for another writer. Every error is zoo's
+        ``DatabaseError`` with the fix, and one that ends the transaction says that nothing was written."""
+        self._ensure_writable()
+        conn = self.conn
+        self._begin(conn, write_wait_s() if wait_s is None else wait_s)
         try:
             yield conn
+        except DatabaseError as e:
+            self._rollback(conn)
+            raw = getattr(e, "sqlite_error", None)
+            if raw is None:
+                raise
+            raise translate_sqlite_error(raw, getattr(e, "db_path", self.db_path), writing=True) from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
-        else:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as e:
-                conn.execute("ROLLBACK")
-                raise _translate(e, self.db_path) from None
+        self._commit(conn)
 
     # -- reading ------------------------------------------------------------------------------
     def _where(self, schema: str, filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
@@ -322,40 +628,37 @@ class Registry:
         per_schema: list[list[tuple[Any, ...]]] = []
         total, capped = 0, False
         fetch = None if (limit is None or available) else limit
-        try:
-            # Several license classes: one index-ordered query per class, merged below, instead of one
-            # query that has to sort every match.
-            lcs = filters["license_classes"]
-            parts = [[c] for c in lcs] if len(lcs) > 1 and sort != "relevance" else [lcs]
-            for schema, part in ((s, p) for s in self._schemas() for p in parts):
-                clauses, params = self._where(schema, {**filters, "license_classes": part})
-                frm = f"{schema}.models m"
-                if match:
-                    frm = f"{schema}.models_fts f JOIN {schema}.models m ON m.rowid = f.rowid"
-                    clauses.insert(0, "f.models_fts MATCH ?")
-                    params.insert(0, match)
-                where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-                if sort == "relevance":
-                    order, key_sql = "ORDER BY f.rank, m.id", "f.rank"
-                else:
-                    col, desc = SORTS[sort]
-                    # DESC puts NULLs last by itself and lets SQLite walk the filter index in order.
-                    order = f"ORDER BY m.{col} {'DESC' if desc else 'ASC NULLS LAST'}, m.id"
-                    key_sql = f"m.{col}"
-                lim = f"LIMIT {int(fetch)}" if fetch is not None else ""
-                sql = f"SELECT {key_sql} AS _key, m.* FROM {frm} {where} {order} {lim}"
-                rows = self.conn.execute(sql, params).fetchall()
-                per_schema.append([self._sort_key(sort, r) + (r,) for r in rows])
-                if count:
-                    # Counting every match of a broad filter over a million rows costs more than the
-                    # search itself; past COUNT_CAP the total is reported as "at least".
-                    n = self.conn.execute(
-                        f"SELECT count(*) FROM (SELECT 1 FROM {frm} {where} LIMIT {COUNT_CAP + 1})", params
-                    ).fetchone()[0]
-                    total += n
-                    capped = capped or n > COUNT_CAP
-        except sqlite3.Error as e:
-            raise _translate(e, self.db_path) from None
+        # Several license classes: one index-ordered query per class, merged below, instead of one
+        # query that has to sort every match.
+        lcs = filters["license_classes"]
+        parts = [[c] for c in lcs] if len(lcs) > 1 and sort != "relevance" else [lcs]
+        for schema, part in ((s, p) for s in self._schemas() for p in parts):
+            clauses, params = self._where(schema, {**filters, "license_classes": part})
+            frm = f"{schema}.models m"
+            if match:
+                frm = f"{schema}.models_fts f JOIN {schema}.models m ON m.rowid = f.rowid"
+                clauses.insert(0, "f.models_fts MATCH ?")
+                params.insert(0, match)
+            where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+            if sort == "relevance":
+                order, key_sql = "ORDER BY f.rank, m.id", "f.rank"
+            else:
+                col, desc = SORTS[sort]
+                # DESC puts NULLs last by itself and lets SQLite walk the filter index in order.
+                order = f"ORDER BY m.{col} {'DESC' if desc else 'ASC NULLS LAST'}, m.id"
+                key_sql = f"m.{col}"
+            lim = f"LIMIT {int(fetch)}" if fetch is not None else ""
+            sql = f"SELECT {key_sql} AS _key, m.* FROM {frm} {where} {order} {lim}"
+            rows = self.conn.execute(sql, params).fetchall()
+            per_schema.append([self._sort_key(sort, r) + (r,) for r in rows])
+            if count:
+                # Counting every match of a broad filter over a million rows costs more than the
+                # search itself; past COUNT_CAP the total is reported as "at least".
+                n = self.conn.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM {frm} {where} LIMIT {COUNT_CAP + 1})", params
+                ).fetchone()[0]
+                total += n
+                capped = capped or n > COUNT_CAP
         merged = heapq.merge(*per_schema, key=lambda t: t[:-1])
         records: list[ModelRecord] = []
         for *_, row in merged:
@@ -396,14 +699,11 @@ class Registry:
         """Records for ``ids`` in that order (user database first); unknown ids raise ``UnknownModel``."""
         wanted = list(dict.fromkeys(ids))
         found: dict[str, ModelRecord] = {}
-        try:
-            for schema in self._schemas():
-                missing = [i for i in wanted if i not in found]
-                for chunk, marks in in_chunks(missing):
-                    for row in self.conn.execute(f"SELECT * FROM {schema}.models WHERE id IN ({marks})", chunk):
-                        found[row["id"]] = ModelRecord.from_row(dict(row))
-        except sqlite3.Error as e:
-            raise _translate(e, self.db_path) from None
+        for schema in self._schemas():
+            missing = [i for i in wanted if i not in found]
+            for chunk, marks in in_chunks(missing):
+                for row in self.conn.execute(f"SELECT * FROM {schema}.models WHERE id IN ({marks})", chunk):
+                    found[row["id"]] = ModelRecord.from_row(dict(row))
         for i in wanted:
             if i not in found:
                 raise UnknownModel(i, self.suggest(i))

@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import platform
-import sqlite3
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ from zoo import __version__
 from zoo.errors import UsageError
 from zoo.recommender import Constraint
 from zoo.record import RECORD_FIELDS, ModelRecord
-from zoo.registry import Registry, _translate
+from zoo.registry import Registry
 from zoo.understand import TaskUnderstanding
 
 if TYPE_CHECKING:
@@ -253,10 +252,9 @@ def registry_version(db: str | Path | None = None, *, registry: Registry | None 
     reg = registry or Registry(db=db)
     try:
         version = reg.meta("catalog_version", schema="catalog") or "no catalog"
-        try:
+        n, latest = 0, None  # no user database yet: nothing of the user's to count
+        if "main" in reg._schemas():
             n, latest = reg.conn.execute("SELECT count(*), max(indexed_at) FROM main.models").fetchone()
-        except sqlite3.OperationalError:  # no user database yet: nothing of the user's to count
-            n, latest = 0, None
         if n:
             stamp = hashlib.sha256(f"{n}|{latest}".encode()).hexdigest()[:8]
             version += f" + {n} user models ({stamp})"
@@ -328,15 +326,12 @@ def save_run(rec: Recommendation, *, options: dict[str, Any], db: str | Path | N
                 run_id = f"{base[:-4]}{(int(base[-4:], 16) + bump) % (1 << 16):04x}"
             run.id = run_id
             best = run.best
-            try:
-                conn.execute(
-                    "INSERT INTO main.runs (id, created_at, task, data, data_hash, options, zoo_version, "
-                    "registry_version, top_id, seconds, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [run_id, run.created_at, run.task, run.data_path, run.data_hash, _dumps(run.options),
-                     __version__, version, best.id if best else None, run.seconds, _dumps(run)],
-                )
-            except sqlite3.Error as e:
-                raise _translate(e, reg.db_path) from None
+            conn.execute(
+                "INSERT INTO main.runs (id, created_at, task, data, data_hash, options, zoo_version, "
+                "registry_version, top_id, seconds, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, run.created_at, run.task, run.data_path, run.data_hash, _dumps(run.options),
+                 __version__, version, best.id if best else None, run.seconds, _dumps(run)],
+            )
         if stamp_before is not None:
             _keep_warm_state(stamp_before, _state_stamp(reg))
     rec.run_id = run_id
@@ -364,9 +359,11 @@ def _keep_warm_state(before: tuple, after: tuple) -> None:
 def _open_existing(db: str | Path | None) -> Registry | None:
     """The user database for reading runs, or None when it does not exist yet (no runs stored)."""
     reg = Registry(db=db)
-    if not reg.db_path.exists():
-        return None
-    return reg
+    state = reg._user_db_state()
+    if state == "empty":
+        reg.conn  # noqa: B018 - warns that the file is empty (0 bytes) rather than saying nothing
+        reg.close()
+    return reg if state == "present" else None
 
 
 def list_runs(limit: int | None = 20, db: str | Path | None = None) -> list[RunSummary]:
@@ -382,10 +379,7 @@ def list_runs(limit: int | None = 20, db: str | Path | None = None) -> list[RunS
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        try:
-            rows = reg.conn.execute(sql, params).fetchall()
-        except sqlite3.Error as e:
-            raise _translate(e, reg.db_path) from None
+        rows = reg.conn.execute(sql, params).fetchall()  # SQLite errors come out as zoo's (zoo.registry)
     return [RunSummary(id=r["id"], created_at=r["created_at"], task=r["task"], data=r["data"],
                        data_hash=r["data_hash"], top_id=r["top_id"], top_score=r["top_score"],
                        candidates=int(r["n"] or 0), seconds=r["seconds"], zoo_version=r["zoo_version"],
@@ -401,24 +395,21 @@ def get_run(run_id: str, db: str | Path | None = None) -> StoredRun:
                          "(then `zoo runs list`).")
     with reg:
         conn = reg.conn
-        try:
-            row = None
-            if run_id.strip().lower() in LATEST:
-                row = conn.execute("SELECT id, result FROM main.runs ORDER BY id DESC LIMIT 1").fetchone()
-            else:
-                row = conn.execute("SELECT id, result FROM main.runs WHERE id = ?", [run_id]).fetchone()
-                if row is None and run_id:
-                    # A unique prefix is enough (ids start with the date, so people type the front).
-                    rows = conn.execute("SELECT id, result FROM main.runs WHERE substr(id, 1, ?) = ? LIMIT 2",
-                                        [len(run_id), run_id]).fetchall()
-                    if len(rows) == 1:
-                        row = rows[0]
-                    elif len(rows) > 1:
-                        raise UsageError(f"Run id {run_id!r} is ambiguous; give more of it (`zoo runs list`).")
-            if row is None:
-                ids = [r[0] for r in conn.execute("SELECT id FROM main.runs ORDER BY id DESC")]
-        except sqlite3.Error as e:
-            raise _translate(e, reg.db_path) from None
+        row = None
+        if run_id.strip().lower() in LATEST:
+            row = conn.execute("SELECT id, result FROM main.runs ORDER BY id DESC LIMIT 1").fetchone()
+        else:
+            row = conn.execute("SELECT id, result FROM main.runs WHERE id = ?", [run_id]).fetchone()
+            if row is None and run_id:
+                # A unique prefix is enough (ids start with the date, so people type the front).
+                rows = conn.execute("SELECT id, result FROM main.runs WHERE substr(id, 1, ?) = ? LIMIT 2",
+                                    [len(run_id), run_id]).fetchall()
+                if len(rows) == 1:
+                    row = rows[0]
+                elif len(rows) > 1:
+                    raise UsageError(f"Run id {run_id!r} is ambiguous; give more of it (`zoo runs list`).")
+        if row is None:
+            ids = [r[0] for r in conn.execute("SELECT id FROM main.runs ORDER BY id DESC")]
     if row is None:
         if not ids:
             raise UsageError(f"Unknown run id {run_id!r}: no runs are stored yet; every `zoo recommend` stores one.")

@@ -123,7 +123,8 @@ def check_scorable(sample: Any, names: Sequence[str]) -> None:
     """Refuse data the scorers cannot use, saying what to do instead."""
     if sample.labels is None or sample.task == "unlabelled":
         raise UsageError(f"{sample.source} has no labels: transferability scores need labelled samples "
-                         "(an image folder root/<class>/..., or a label column).")
+                         "(an image folder root/<class>/..., or a label column)."
+                         + "".join(f" {n}" for n in sample.notes if "--label-column" in n))
     if sample.task == "multilabel":
         raise UsageError("Multi-label data is not supported by the scorers yet; score one label at a time.")
     if sample.task == "regression":

@@ -82,15 +82,26 @@ class EmbeddingStore:
             for j, i in enumerate(missing):
                 vectors[i] = new[j]
                 rows.append((items[i][0], embedder.model_id, hashes[i], int(new.shape[1]), _to_blob(new[j])))
-            with self.registry.transaction() as conn:
+            self._store(rows)
+        out = [vectors[i] if i in vectors else have[k][1] for i, (k, _) in enumerate(items)]
+        return np.stack(out).astype(np.float32) if out else np.zeros((0, getattr(embedder, "dim", 0)), np.float32)
+
+    def _store(self, rows: list[tuple]) -> None:
+        """Cache new vectors in the user database, best effort: a read-only, locked or full database costs the
+        cache (they are embedded again next time), never the answer, and says so."""
+        from zoo.errors import DatabaseError, warn
+        from zoo.registry import BEST_EFFORT_WAIT_S
+
+        try:
+            with self.registry.transaction(wait_s=BEST_EFFORT_WAIT_S) as conn:
                 conn.executemany(
                     "INSERT INTO main.text_embeddings (key, embed_model, content_hash, dim, vector) VALUES (?,?,?,?,?)"
                     " ON CONFLICT(key, embed_model) DO UPDATE SET content_hash=excluded.content_hash,"
                     " dim=excluded.dim, vector=excluded.vector",
                     rows,
                 )
-        out = [vectors[i] if i in vectors else have[k][1] for i, (k, _) in enumerate(items)]
-        return np.stack(out).astype(np.float32) if out else np.zeros((0, getattr(embedder, "dim", 0)), np.float32)
+        except DatabaseError as e:
+            warn(f"{len(rows)} new text vector(s) were not cached, so they are computed again next time: {e}")
 
 
 @dataclass
@@ -167,8 +178,15 @@ def _build_ivf(matrix: np.ndarray, cache_dir: Path | None) -> Any:
     ivf.train(train)
     ivf.add(matrix)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        faiss.write_index(ivf, str(tmp))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            faiss.write_index(ivf, str(tmp))
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as e:  # faiss reports a failed write as RuntimeError
+            from zoo.errors import warn
+
+            tmp.unlink(missing_ok=True)
+            warn(f"The vector index was not cached in {path.parent} ({str(e).splitlines()[0][:200]}): it is built "
+                 "again next time (seconds to minutes). Free space there or set ZOO_CACHE_DIR to a writable folder.")
     return ivf

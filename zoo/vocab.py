@@ -121,6 +121,12 @@ def normalize_license(value: str | None) -> str | None:
     return _ALIASES.get(v, v)
 
 
+def is_unknown_license(license_id: str | None) -> bool:
+    """No license stated, or one that says it is unknown ("other", "unknown"): nothing to recognise."""
+    lic = normalize_license(license_id)
+    return lic is None or lic in _UNKNOWN
+
+
 def license_class(license_id: str | None) -> str:
     lic = normalize_license(license_id)
     if lic is None or lic in _UNKNOWN:

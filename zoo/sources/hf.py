@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from zoo import vocab
-from zoo.errors import HubError, ZooError
+from zoo.errors import HubError, SourceError, ZooError
 from zoo.record import ModelRecord
 from zoo.sources import Failed, SourceItem, Unchanged
 
@@ -215,11 +215,37 @@ def iter_records(
             progress(1)
 
 
+def record_from_json(data: Any, card_text: str | None, *, source_version: str = DEFAULT_HOST) -> ModelRecord:
+    """The record of one model-info JSON document as the Hub's API returns it (what ``HfApi.model_info`` parses),
+    or ``SourceError`` saying why not: whatever the JSON holds, nothing else is raised."""
+    from huggingface_hub import ModelInfo
+
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise SourceError(f"Hub model info must be a JSON object with an 'id', got {str(data)[:100]!r}")
+    try:
+        info = ModelInfo(**data)
+    except Exception as e:  # noqa: BLE001 - the library's parser: any error means this document is unusable
+        raise SourceError(f"the Hub's model info for {data['id'][:200]!r} could not be read "
+                          f"({type(e).__name__}: {str(e)[:200]})") from None
+    return record_from_info(info, card_text, source_version=source_version)
+
+
 def record_from_info(info: Any, card_text: str | None, *, source_version: str = DEFAULT_HOST) -> ModelRecord:
     """Map a ``huggingface_hub.ModelInfo`` (and the README text) to a ``ModelRecord``.
 
-    The one place that normalises Hub JSON into zoo's vocabularies.
+    The one place that normalises Hub JSON into zoo's vocabularies. Raises only ``ZooError``: a value that does
+    not fit a record (a repo id zoo cannot use, an oversized card field) is ``SourceError`` naming the model.
     """
+    try:
+        return _record_from_info(info, card_text, source_version=source_version)
+    except ZooError as e:
+        raise SourceError(f"hf:{str(getattr(info, 'id', '?'))[:200]}: {e}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as e:  # a field of an unexpected shape
+        raise SourceError(f"hf:{str(getattr(info, 'id', '?'))[:200]}: the Hub's metadata has a value zoo cannot "
+                          f"use ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _record_from_info(info: Any, card_text: str | None, *, source_version: str) -> ModelRecord:
     repo_id = info.id
     tags = [str(t) for t in (getattr(info, "tags", None) or [])]
     card = _card_dict(getattr(info, "card_data", None))
@@ -355,12 +381,16 @@ def _one(ctx: _Ctx, repo_id: str, listed_sha: str | None, known_sha: str | None,
         )
     except _Unavailable as e:
         return Failed(mid, str(e))
+    except ZooError:
+        raise  # the Hub is down or offline: the whole run stops and rolls back
+    except Exception as e:  # noqa: BLE001 - huggingface_hub could not parse this model's JSON: skip it, go on
+        return Failed(mid, f"the Hub's model info could not be read ({type(e).__name__}: {str(e)[:200]})")
     if known_sha and getattr(info, "sha", None) == known_sha:
         return Unchanged(mid)
     card = _fetch_card(ctx, repo_id, getattr(info, "sha", None) or listed_sha or "main")
     try:
         return record_from_info(info, card, source_version=host)
-    except (ValueError, ZooError) as e:
+    except ZooError as e:
         return Failed(mid, f"its metadata could not be mapped to a record: {e}")
 
 
