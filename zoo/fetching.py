@@ -1,7 +1,7 @@
 """Fetch a catalog model's weights from the Hugging Face Hub on demand, into the standard HF cache.
 
 zoo never reads weights from anywhere but a local folder; this module is how an ``hf:`` location gets
-there. :func:`plan` asks the Hub what a record's loader needs (the repo's file listing, and the small
+there. :func:`plan_one` asks the Hub what a record's loader needs (the repo's file listing, and the small
 JSON files that say whether it is safe and loadable) and how many bytes that is; :func:`fetch` downloads
 it with ``huggingface_hub.snapshot_download`` (``allow_patterns`` = exactly the planned files), which
 gives zoo the Hub client's guarantees for free: files land in ``blobs/`` as ``*.incomplete`` and are
@@ -48,7 +48,7 @@ from zoo.weights import hf_cache_dir, hub_repo, local_snapshot, repo_cache_folde
 __all__ = [
     "DEFAULT_MAX_DOWNLOAD", "FetchError", "FetchPlan", "FetchPolicy", "FetchReport", "FetchResult", "GatedModel",
     "HubUnavailable", "ModelNotOnHub", "NotLoadable", "OverBudget", "current_policy", "download", "ensure", "fetch",
-    "hub_endpoint", "offline_mode", "parse_size", "plan", "plan_one", "using",
+    "hub_endpoint", "offline_mode", "parse_size", "plan_one", "using",
 ]
 
 DEFAULT_MAX_DOWNLOAD = 10 * 10**9  # bytes one command may download unless --max-download says otherwise
@@ -382,26 +382,6 @@ def _drop_new_snapshot(snap: Path, existed: bool) -> None:
         shutil.rmtree(snap, ignore_errors=True)
 
 
-def plan(records: Sequence[Any], *, allow_pickle: bool = False, endpoint: str | None = None,
-         token: str | bool | None = None) -> list[FetchPlan | FetchError]:
-    """:func:`plan_one` for each record; an error is kept in its place instead of stopping the others
-    (after the Hub proves unreachable, the rest are not asked)."""
-    out: list[FetchPlan | FetchError] = []
-    down: HubUnavailable | None = None
-    for rec in records:
-        if down is not None and hub_repo(rec.weights) and loadable_reason(rec) is None:
-            out.append(HubUnavailable(f"{rec.id}: not asked, the Hub was unreachable for an earlier model."))
-            continue
-        try:
-            out.append(plan_one(rec, allow_pickle=allow_pickle, endpoint=endpoint, token=token))
-        except HubUnavailable as e:
-            down = e
-            out.append(e)
-        except FetchError as e:
-            out.append(e)
-    return out
-
-
 # ---------------------------------------------------------------------------------------- download
 
 _locks: dict[str, threading.Lock] = {}
@@ -692,12 +672,6 @@ class FetchPolicy:
                      f"(commit {(res.commit or '')[:12]}).")
         self.results[record.id] = res
         return res
-
-
-def commit_of(record: Any) -> str | None:
-    """The Hub commit of the weights a record loads from on this machine (None for non-Hub weights)."""
-    snap = local_snapshot(record.weights) if hub_repo(record.weights) else None
-    return snap.name if snap is not None else None
 
 
 # ---------------------------------------------------------------------------------------- zoo fetch
