@@ -114,28 +114,13 @@ def _untrusted() -> dict:
 
 def _untrusted_in(work: Path) -> dict:
     from click.testing import CliRunner
-    from reliability import untrusted_files
+    from reliability import UNTRUSTED_IMAGE, UNTRUSTED_TEXT, index_untrusted
 
-    import zoo
     from zoo.cli import cli
     from zoo.scoring import score
 
     marker = work / "EXECUTED"
-    files = untrusted_files(work / "files", marker)
-    manifest = work / "m.yaml"
-    manifest.write_text(
-        "models:\n"
-        f"  - {{id: local:mobilenet_v2.evil-pickle, modality: image, library: torchvision, weights: 'file:{files['pickle']}'}}\n"
-        f"  - {{id: local:mobilenet_v2.evil-raw, modality: image, library: torchvision, weights: 'file:{files['pickle_raw']}'}}\n"
-        f"  - {{id: local:garbage-onnx, modality: image, library: onnx, input_size: [3, 32, 32], weights: 'file:{files['onnx']}'}}\n"
-        "  - {id: local:mobilenet_v2.old-relative, modality: image, library: torchvision, weights: 'file:x.pth'}\n")
-    zoo.index("manifest", path=str(manifest))
-    zoo.index("local", path=str(files["custom_code"]), id="evil-custom-code")
-    zoo.index("local", path=str(files["st_class"]), id="evil-st-class")
-    conn = sqlite3.connect(work / "user.db")
-    conn.execute("UPDATE models SET weights = 'file:../../../../etc/passwd' WHERE id = 'local:mobilenet_v2.old-relative'")
-    conn.commit()
-    conn.close()
+    index_untrusted(work / "files", marker, work / "user.db")
     traversal = work / "sub" / "t.yaml"
     traversal.parent.mkdir()
     traversal.write_text("models:\n  - id: local:passwd\n    weights: file:../../etc/passwd\n")
@@ -148,11 +133,8 @@ def _untrusted_in(work: Path) -> dict:
         for i in range(4):
             Image.new("RGB", (32, 32), (60 * i, 200 if c == "a" else 0, 0)).save(images / c / f"{i}.png")
     texts.write_text("text,label\n" + "".join(f"great fun {i},pos\ndull mess {i},neg\n" for i in range(4)))
-    image_bad = ["local:mobilenet_v2.evil-pickle", "local:mobilenet_v2.evil-raw", "local:garbage-onnx",
-                 "local:mobilenet_v2.old-relative"]
-    text_bad = ["local:evil-custom-code", "local:evil-st-class"]
     reasons, tracebacks = {}, 0
-    for data, bad in ((images, image_bad), (texts, text_bad)):
+    for data, bad in ((images, UNTRUSTED_IMAGE), (texts, UNTRUSTED_TEXT)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rep = score(data, bad, scores=["knn"])

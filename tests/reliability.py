@@ -774,3 +774,37 @@ if __name__ == "__main__":  # reader DB SECONDS | writer DB SECONDS MANIFEST... 
     else:
         role, db_arg, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
         print(json.dumps(reader(db_arg, secs) if role == "reader" else writer(db_arg, secs, sys.argv[4:])))
+
+
+# The untrusted candidates index_untrusted registers, by the data they are scored on.
+UNTRUSTED_IMAGE = ["local:mobilenet_v2.evil-pickle", "local:mobilenet_v2.evil-raw", "local:garbage-onnx",
+                   "local:mobilenet_v2.old-relative"]
+UNTRUSTED_TEXT = ["local:evil-custom-code", "local:evil-st-class"]
+
+
+def index_untrusted(folder: Path, marker: Path, db: Path) -> dict[str, Path]:
+    """Build :func:`untrusted_files` under ``folder`` and register them in the user database ``db`` (the current
+    ``ZOO_DB``) as :data:`UNTRUSTED_IMAGE` and :data:`UNTRUSTED_TEXT`; returns the files' paths."""
+    import sqlite3
+
+    import zoo
+
+    files = untrusted_files(folder, marker)
+    manifest = folder.parent / f"{folder.name}.yaml"
+    manifest.write_text(
+        "models:\n"
+        f"  - {{id: local:mobilenet_v2.evil-pickle, modality: image, library: torchvision, weights: 'file:{files['pickle']}'}}\n"
+        f"  - {{id: local:mobilenet_v2.evil-raw, modality: image, library: torchvision, weights: 'file:{files['pickle_raw']}'}}\n"
+        f"  - {{id: local:garbage-onnx, modality: image, library: onnx, input_size: [3, 32, 32], weights: 'file:{files['onnx']}'}}\n"
+        "  - {id: local:mobilenet_v2.old-relative, modality: image, library: torchvision, weights: 'file:x.pth'}\n")
+    zoo.index("manifest", path=str(manifest))
+    zoo.index("local", path=str(files["custom_code"]), id="evil-custom-code")
+    zoo.index("local", path=str(files["st_class"]), id="evil-st-class")
+    # A row as an older zoo stored it: the manifest's relative path kept as written (resolved against the cwd).
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE models SET weights = 'file:../../../../../../etc/passwd' "
+                 "WHERE id = 'local:mobilenet_v2.old-relative'")
+    conn.commit()
+    conn.close()
+    return files
+

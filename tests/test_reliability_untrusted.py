@@ -7,11 +7,10 @@ printed, and nothing runs: every payload would write a marker file (tests/reliab
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from click.testing import CliRunner
-from reliability import untrusted_files
+from reliability import UNTRUSTED_IMAGE, UNTRUSTED_TEXT, index_untrusted
 
 import zoo
 from zoo.cli import cli
@@ -25,29 +24,10 @@ GOOD = "local:cifar_resnet20.c10"
 @pytest.fixture
 def untrusted(tmp_path):
     marker = tmp_path / "EXECUTED"
-    files = untrusted_files(tmp_path / "untrusted", marker)
-    manifest = tmp_path / "untrusted.yaml"
-    manifest.write_text(
-        "models:\n"
-        f"  - {{id: local:mobilenet_v2.evil-pickle, modality: image, library: torchvision, weights: 'file:{files['pickle']}'}}\n"
-        f"  - {{id: local:mobilenet_v2.evil-raw, modality: image, library: torchvision, weights: 'file:{files['pickle_raw']}'}}\n"
-        f"  - {{id: local:garbage-onnx, modality: image, library: onnx, input_size: [3, 32, 32], weights: 'file:{files['onnx']}'}}\n"
-        "  - {id: local:mobilenet_v2.old-relative, modality: image, library: torchvision, weights: 'file:x.pth'}\n")
-    zoo.index("manifest", path=str(manifest))
-    zoo.index("local", path=str(files["custom_code"]), id="evil-custom-code")
-    zoo.index("local", path=str(files["st_class"]), id="evil-st-class")
-    # A row as an older zoo stored it: the manifest's relative path kept as written (resolved against the cwd).
-    conn = sqlite3.connect(user_db_path())
-    conn.execute("UPDATE models SET weights = 'file:../../../../../../etc/passwd' "
-                 "WHERE id = 'local:mobilenet_v2.old-relative'")
-    conn.commit()
-    conn.close()
+    files = index_untrusted(tmp_path / "untrusted", marker, user_db_path())
     return marker, files
 
 
-IMAGE_BAD = ["local:mobilenet_v2.evil-pickle", "local:mobilenet_v2.evil-raw", "local:garbage-onnx",
-             "local:mobilenet_v2.old-relative"]
-TEXT_BAD = ["local:evil-custom-code", "local:evil-st-class"]
 WHY = {
     "local:mobilenet_v2.evil-pickle": "pickle that asks to build objects other than tensors",
     "local:mobilenet_v2.evil-raw": "pickle that asks to build objects other than tensors",
@@ -64,7 +44,7 @@ def test_untrusted_files_are_refused_through_the_cli_and_nothing_runs(untrusted,
     texts = tmp_path / "texts.csv"
     texts.write_text("text,label\n" + "".join(f"great fun {i},pos\ndull mess {i},neg\n" for i in range(6)))
     runner = CliRunner()
-    for data, bad, good in ((digits_folder, IMAGE_BAD, [GOOD]), (texts, TEXT_BAD, [])):
+    for data, bad, good in ((digits_folder, UNTRUSTED_IMAGE, [GOOD]), (texts, UNTRUSTED_TEXT, [])):
         plain = runner.invoke(cli, ["score", "--data", str(data), "--models", ",".join(bad + good), "--scores", "knn"])
         assert "Traceback" not in plain.output and plain.exception is None or isinstance(plain.exception, SystemExit)
         res = runner.invoke(cli, ["score", "--data", str(data), "--models", ",".join(bad + good), "--scores", "knn",
@@ -80,8 +60,8 @@ def test_untrusted_files_are_refused_through_the_cli_and_nothing_runs(untrusted,
 
 def test_untrusted_files_are_refused_through_the_api(untrusted, digits_folder, one_torch_thread):
     marker, _ = untrusted
-    rep = score(digits_folder, IMAGE_BAD, scores=["knn"])
-    assert {m.id: WHY[m.id] in (m.error or "") for m in rep.models} == dict.fromkeys(IMAGE_BAD, True)
+    rep = score(digits_folder, UNTRUSTED_IMAGE, scores=["knn"])
+    assert {m.id: WHY[m.id] in (m.error or "") for m in rep.models} == dict.fromkeys(UNTRUSTED_IMAGE, True)
     from zoo.backbones import load_backbone
     from zoo.errors import UntrustedModel
 
