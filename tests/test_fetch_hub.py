@@ -327,3 +327,19 @@ def test_probe_and_plan_fetch_what_they_load(hub, hf_cache, digits_folder):
     with using(FetchPolicy.make(True)):  # what `zoo plan` does: its measurements load the model
         plan = plan_for(str(digits_folder), LITE0_ID)
     assert plan.model_id == LITE0_ID and local_snapshot(f"hf:{LITE0}") is not None
+
+
+def test_outside_a_command_each_load_decides_afresh(hub, monkeypatch):
+    """A Hub found unreachable by one call is not remembered by the next (no policy outlives its command)."""
+    import socket
+
+    from zoo.backbones import load_backbone
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    with pytest.raises(WeightsUnavailable, match="did not answer"):
+        load_backbone(zoo.show(MNV2_ID), device="cpu")
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    assert load_backbone(zoo.show(MNV2_ID), device="cpu").feature_dim == 1280

@@ -768,12 +768,10 @@ def using(policy: FetchPolicy):
 
 
 def current_policy() -> FetchPolicy:
-    """The policy of the command in progress, else a default one (fetch when the Hub is reachable)."""
-    policy = _CURRENT.get()
-    if policy is None:
-        policy = FetchPolicy.make(True)
-        _CURRENT.set(policy)  # one per thread of control: the reachability check and the budget are shared
-    return policy
+    """The policy of the command in progress (:func:`using`), else a fresh default one for this call (fetch
+    when the Hub is reachable). Never kept outside ``using``: a long-lived process must not carry one call's
+    spent budget or a passing Hub outage into every later call."""
+    return _CURRENT.get() or FetchPolicy.make(True)
 
 
 def ensure(record: Any, policy: FetchPolicy | bool | None = None) -> FetchResult:
