@@ -130,26 +130,30 @@ def overhead(hub, rounds: int, work: Path) -> dict:
     for r in range(-1, rounds):  # round -1 warms both up (imports, first connections) and is not counted
         cache = work / f"zoo-{r}"
         os.environ["HF_HUB_CACHE"] = str(cache)
+        n0 = len(hub.requests)
         t = time.perf_counter()
         rep = zoo.fetch([f"hf:{MINILM}"])
         if r >= 0:
             zoo_s.append(time.perf_counter() - t)
+            zoo_requests = len(hub.requests) - n0
         res = rep.results[0]
         assert res.status == "downloaded", res.error
         sizes.add(res.bytes)
         files = sorted(p.relative_to(res.path).as_posix() for p in Path(res.path).rglob("*") if p.is_file())
         shutil.rmtree(cache)
         cache = work / f"hf-{r}"
+        n0 = len(hub.requests)
         t = time.perf_counter()
         snapshot_download(MINILM, allow_patterns=[fetching._literal(f) for f in files], cache_dir=str(cache),
                           endpoint=hub.url, max_workers=4)
         if r >= 0:
             hf_s.append(time.perf_counter() - t)
+            hf_requests = len(hub.requests) - n0
         shutil.rmtree(cache)
     z, h = statistics.median(zoo_s), statistics.median(hf_s)
     return {"repo": MINILM, "bytes": sizes.pop(), "files": len(files), "rounds": rounds,
             "zoo_fetch_s": zoo_s, "snapshot_download_s": hf_s, "zoo_median_s": z, "hf_median_s": h,
-            "overhead_pct": 100 * (z / h - 1)}
+            "overhead_pct": 100 * (z / h - 1), "zoo_requests": zoo_requests, "hf_requests": hf_requests}
 
 
 def cold_recommend(hub, n_images: int, candidates: list[str], work: Path) -> dict:
@@ -220,7 +224,8 @@ def main() -> None:
                       f"({', '.join(f'{s:.2f}' for s in o['zoo_fetch_s'])})")
                 print(f"   snapshot_download   median {o['hf_median_s']:.2f} s  "
                       f"({', '.join(f'{s:.2f}' for s in o['snapshot_download_s'])})")
-                print(f"   overhead {o['overhead_pct']:+.1f} % (target: within 10 %)")
+                print(f"   overhead {o['overhead_pct']:+.1f} % (target: within 10 %); HTTP requests per call: zoo "
+                      f"{o['zoo_requests']}, snapshot_download {o['hf_requests']}")
             hub.slow_bytes_per_s = None
             if only_overhead:
                 return
