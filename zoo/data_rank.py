@@ -69,7 +69,8 @@ def at_train_size(record: Any, train_size: int | None) -> Any:
 
 
 # Without a shortlist, candidates that cannot be fetched (404, gated, refused, over budget) are skipped and the
-# next ones fill their places; this bounds how many the Hub is asked about before zoo settles for fewer.
+# next ones fill their places; this bounds how many the Hub is asked about before zoo settles for fewer, and
+# how many of the passed-over candidates are reported.
 MIN_HUB_LOOKUPS = 50
 HUB_LOOKUPS_PER_PICK = 10
 
@@ -126,7 +127,8 @@ def select(scored: Sequence[Any], *, explicit: bool, group: bool, score_top: int
                     else:
                         planned_bytes += fplan.download_bytes
         if why is not None:
-            passed[cand.id] = why
+            if len(passed) < max_lookups:  # offline, the whole catalog above the last pick would be listed
+                passed[cand.id] = why
             continue
         groups.add(key)
         chosen.append(cand)
