@@ -63,6 +63,45 @@ SCORER_SETS = (("logme",), ("knn",), ("logme", "knn"), ("logme", "knn", "shrinka
 SIZE_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
 BOOTSTRAP = 10_000
 
+# ---- Issue 20: pre-registration (written and committed 2026-12-05, before any ground truth, feature or
+# ranking result existed for the held-out tasks, and before any variant below was computed on any task).
+# BENCHMARKS.md ("Ranking that beats the priors (issue 20)") cites the commit that added this block.
+PREREGISTERED: dict[str, Any] = {
+    "old_tasks": ("mnist5k", "animal_mnist", "digits", "mr", "sst2", "subj", "trec", "agnews_subset"),
+    "heldout_tasks": ("sst5", "trec_hln", "agnews_title", "chatterbot", "lfw_faces"),
+    "heldout_rule": "the held-out tasks (benchmarks/tasks/ranking_tasks_heldout.yaml) are scored once, reported "
+                    "in their own table, and used to choose nothing: no weight, scorer set, variant or threshold",
+    # Each candidate is a switch on top of the shipped fusion ("zoo: with data"), evaluated one at a time.
+    "candidates": {
+        "layer_mean": "features of the transformer text encoders (all-MiniLM-L6-v2, all-mpnet-base-v2) = the mean "
+                      "over the transformer layers (hidden_states[1:], not the embedding output) of the "
+                      "attention-mask mean-pooled hidden states, instead of the sentence-transformers pooled "
+                      "output; the ONNX exports and GloVe have no layers and keep their features; the fused "
+                      "scorers are recomputed on the variant's features",
+        "source_heads": "NCE and LEEP averaged into the data component with the fused scorers when every "
+                        "candidate of the task has a source head (else no change)",
+        "non_embedding_size": "size prior on log non-embedding parameters (token/position/type embedding tables "
+                              "not counted; averaged GloVe: 0 -> the smallest) instead of log raw parameters",
+        "saturation": "H-score and TransRate added to the fused scorers, each marked not informative (left out "
+                      "of the fusion for that task) in its ill-posed regime: H-score when n <= d + 1, "
+                      "TransRate when the smallest class has fewer rows than the feature dimension",
+    },
+    "choice": "leave-one-task-out over the old counted tasks only: for the old task t, a switch is on iff turning "
+              "it on gives a higher mean weighted tau over the other old counted tasks (ties: lower mean regret; "
+              "still tied: off). The arm 'LOTO: <candidate>' is the fusion with that per-fold choice.",
+    "adoption": "a candidate is adopted into zoo's defaults iff its LOTO arm beats 'zoo: with data' over the old "
+                "counted tasks on BOTH mean weighted tau (strictly higher) and mean top-1 regret (no higher). "
+                "Otherwise it is reported as not adopted, with its numbers.",
+    "heldout_tables": "on the held-out tasks: 'zoo: with data' vs 'prior: parameters', 'prior: ImageNet top-1' "
+                      "and every single scorer: mean weighted tau, paired-bootstrap P(zoo better) over tasks "
+                      "(10,000 resamples), mean top-1 regret; target P >= 0.95 on tau and regret no larger",
+    "tie": "a model is tied with the true best of a task when its ground-truth accuracy (mean over seeds) is "
+           "within the task's seed noise of the best: best - acc <= mean over models of |acc(seed 0) - acc(seed 1)|",
+    "calibration": "over every task (old and held-out) and every sample seed run: bucket zoo's stays_first "
+                   "(< 0.5, 0.5-0.9, >= 0.9) and count how often the pick is the true best or tied with it; "
+                   "target: pick-or-tied >= 85 % in the >= 0.9 bucket",
+}
+
 
 # ----------------------------------------------------------------------------------- inputs
 
