@@ -192,15 +192,11 @@ def test_clear_cache_by_model():
 def test_thread_count_follows_zoo_num_threads(digits, monkeypatch):
     import torch
 
-    from zoo.scores import _base
-
-    monkeypatch.setattr(_base, "_DECIDED", [])  # decided once per process: start afresh
     monkeypatch.setenv("ZOO_NUM_THREADS", "1")
     before = torch.get_num_threads()
     out = zf.extract(CIFAR, digits, cache=False, device="cpu")  # torch threads are a CPU setting
     assert out.threads == 1 and out.forward_seconds > 0 and out.load_seconds > 0
     assert torch.get_num_threads() == before  # restored after the extraction
-    monkeypatch.setattr(_base, "_DECIDED", [])
     monkeypatch.setenv("ZOO_NUM_THREADS", "many")
     with pytest.raises(UsageError, match="ZOO_NUM_THREADS"):
         zf.extract(CIFAR, digits, cache=False, device="cpu")

@@ -527,8 +527,10 @@ class SentenceTransformerEmbedder(Embedder):
 def _open_session(path: Path):
     import onnxruntime as ort
 
+    from zoo.threads import usable_cores
+
     so = ort.SessionOptions()
-    so.intra_op_num_threads = os.cpu_count() or 1
+    so.intra_op_num_threads = usable_cores()
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3

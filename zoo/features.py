@@ -33,10 +33,9 @@ background thread, one batch ahead of the forward passes (PIL and torch release 
 through an inference copy with BatchNorm folded, the channels_last layout and CPU passes of at most
 ~16 ImageNet-size images (:mod:`zoo.backbones.fast`); large tensors come from the heap instead of fresh
 mmaps while extracting (no page faults per batch, see ``_heap_for_tensors``). On the CPU the number of
-torch threads is chosen for the extraction (:func:`extraction_threads`): on a machine whose other load
-leaves less than a core per thread, OpenMP threads that wait on each other are descheduled at every
-layer and a pass can be 2-15x slower (measured on the 2-core benchmark machine), so fewer threads are
-used there. ``ZOO_NUM_THREADS`` sets the number.
+torch threads is chosen for the extraction (:func:`extraction_threads`): the cores this process may run
+on, whatever other processes' load (issue 21 item 5: a rule that dropped to one thread on a busy machine
+made a cold run slower than a peer tool's). ``ZOO_NUM_THREADS`` sets the number.
 
 Cache: ``cache_dir()/features/<key>.npy`` plus a ``<key>.json`` metadata sidecar (and
 ``<key>.src.npy`` for source probabilities), each written to a temporary file and moved into place
@@ -275,7 +274,7 @@ def _bar(total: int, progress: bool, desc: str):
 
 def extraction_threads() -> int | None:
     """Torch threads for CPU extraction: :func:`zoo.scores._base.cpu_threads` (``ZOO_NUM_THREADS``, else the
-    cores left free by the machine's other load), at most torch's default; None leaves torch alone."""
+    cores this process may run on), at most torch's default; None leaves torch alone."""
     import torch
 
     from zoo.scores._base import cpu_threads

@@ -6,10 +6,14 @@ and take the CPU from the rest of the query (tokenising, SQLite, the ONNX encode
 median warm ``zoo recommend`` went from 30.6 to 15.2 ms without them (BENCHMARKS.md). One thread is as fast
 for products this size, so the query runs with BLAS limited to one thread, and the user's own NumPy
 work outside it keeps its threads.
+
+:func:`usable_cores` is the number every other thread count in zoo starts from (the torch passes and the
+scorers' BLAS through :func:`zoo.scores._base.cpu_threads`, the ONNX description encoder).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -27,3 +31,12 @@ def _controller() -> Any:
 def one_blas_thread() -> Iterator[None]:
     with _controller().limit(limits=1, user_api="blas"):
         yield
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity mask (a container's or ``taskset``'s cpuset),
+    all cores where the OS has no such mask. Not reduced by other processes' load (issue 21 item 5)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no sched_getaffinity
+        return os.cpu_count() or 1

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from zoo.errors import UsageError
+from zoo.threads import usable_cores
 
 
 class Scorer(Protocol):
@@ -202,45 +203,38 @@ def spectrum(f: np.ndarray, *, centred: bool) -> Spectrum:
 
 # ----------------------------------------------------------------------------- CPU threads
 #
-# On a machine whose other load leaves less than a free core per thread, the threads of OpenMP/OpenBLAS
-# that wait for each other get descheduled at every synchronisation point: measured on the shared 2-core
-# benchmark machine (load 2-9), a LogME took 25 s with 2 BLAS threads and 3 s with 1, and CNN forward
-# passes were 2-15x slower with 2 torch threads. zoo therefore sizes its thread pools to the free cores.
+# The count is the cores this process may run on, not what other processes leave free. An earlier rule
+# subtracted the 1-minute load average and so fell to one thread whenever the machine was busy (load above
+# about 0.5 on 2 cores): a load that comes and goes (a test run, a build) then halved zoo's extraction
+# for its whole run, and the load average counts processes that the scheduler would share the cores with
+# anyway. Side by side with a peer tool that keeps torch's default threads, zoo was the slower of the two
+# on a busy machine (issue 21 item 5; benchmarks/bench_peer_transformer_ranker.py). Whoever wants fewer
+# threads says so: ``ZOO_NUM_THREADS``, or the OpenMP/BLAS variables, which zoo then leaves to the libraries.
 
 
-_DECIDED: list[int | None] = []
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def cpu_threads() -> int | None:
     """Threads for zoo's CPU number crunching (torch passes, BLAS in the scorers).
 
     ``ZOO_NUM_THREADS`` when set; None (leave the libraries alone) when the user set ``OMP_NUM_THREADS``,
-    ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS``; else the cores this process may use minus the machine's
-    other load (1-minute load average, rounded), at least 1. Decided once per process, at the first call,
-    before zoo's own work adds to the load average.
+    ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS``; else :func:`usable_cores`. Other processes' load does
+    not enter (see the comment above).
     """
-    if _DECIDED:
-        return _DECIDED[0]
     env = os.environ.get("ZOO_NUM_THREADS", "").strip()
     if env:
         try:
-            value: int | None = max(1, int(env))
+            value = int(env)
         except ValueError:
-            raise UsageError(f"ZOO_NUM_THREADS must be a positive integer, got {env!r}") from None
-    elif any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
-        value = None
-    else:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cores = os.cpu_count() or 1
-        try:
-            other = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            other = 0.0
-        value = max(1, int(cores - other + 0.5))  # a thread needs a whole free core
-    _DECIDED.append(value)
-    return value
+            value = 0
+        if value < 1:
+            raise UsageError(f"ZOO_NUM_THREADS must be a positive integer, got {env!r}; unset it to use "
+                             f"the {usable_cores()} core(s) this process may run on.")
+        return value
+    if any(os.environ.get(v) for v in _THREAD_ENV):
+        return None
+    return usable_cores()
 
 
 @contextlib.contextmanager
@@ -260,9 +254,8 @@ def blas_threads() -> Iterator[None]:
 
 
 def blas_limited(fn: Callable) -> Callable:
-    """Run the scorer ``fn`` under :func:`blas_threads` (its matrix products and eigendecompositions):
-    with 2 OpenBLAS threads on the busy 2-core machine one class's 400 x 400 eigvalsh took 1.7 s, with 1
-    thread 0.02 s."""
+    """Run the scorer ``fn`` under :func:`blas_threads` (its matrix products and eigendecompositions), so
+    that ``ZOO_NUM_THREADS`` bounds the scorers' BLAS threads as it bounds the torch passes."""
 
     @functools.wraps(fn)
     def limited(*args, **kwargs):
