@@ -498,8 +498,11 @@ def _meta(key: str, record: ModelRecord, sample: Sample, feats: np.ndarray, devi
 
 
 def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device: str = "auto",
-            cache: bool = True, progress: bool = False, with_source_probs: bool = False) -> Features:
+            cache: bool | str = True, progress: bool = False, with_source_probs: bool = False) -> Features:
     """Penultimate features ``(len(sample), d)`` of ``sample`` under ``record``, from the cache when possible.
+
+    ``cache="read"`` reads the cache but never writes it: a Ray worker's features go back to the driver,
+    the one writer (:func:`store`).
 
     ``with_source_probs=True`` also fills ``source_probs`` (the source head's softmax, one pass with the
     features, cached beside them) or, for a model without a source head, ``source_note`` (the reason).
@@ -527,6 +530,7 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
                         source_note=note)
     lb = None
     preload = 0.0  # seconds spent loading the model on a cache hit that still needs a pass (Keras heads)
+    write = bool(cache) and cache != "read"
     if cache:
         hit = _read(key, len(sample))
         if hit is not None:
@@ -551,7 +555,8 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
             if probs is not None or not lb.has_source_head:
                 meta = _meta(key, record, sample, arr, lb.device, float(meta.get("seconds") or 0.0), probs,
                              lb.source_labels, lb.no_source_head)
-                _write(key, arr, meta, probs, features_too=False)
+                if write:
+                    _write(key, arr, meta, probs, features_too=False)
                 out.seconds = out.load_seconds = time.perf_counter() - t0
                 out.source_probs, out.source_classes, out.source_labels = probs, lb.source_classes, lb.source_labels
                 out.source_note = lb.no_source_head if probs is None else ""
@@ -563,7 +568,7 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
     seconds = time.perf_counter() - t0 + preload
     res.load += preload
     _calibrate(record, sample, res, seconds, batch_size)
-    if cache:
+    if write:
         _write(key, res.features, _meta(key, record, sample, res.features, res.device, seconds, res.probs,
                                         res.source_labels, res.no_source_head), res.probs)
     out = Features(record.id, sample.content_hash, key, res.features, seconds, False, res.device, res.decode,
@@ -587,6 +592,25 @@ def _calibrate(record: ModelRecord, sample: Sample, res: _Pass, seconds: float, 
         source_mpx=estimates.source_megapixels(sample), seconds=seconds, import_seconds=imported,
         load_seconds=max(res.load - imported, 0.0), decode_seconds=res.decode, forward_seconds=res.forward,
         threads=res.threads, imports=dict(res.imports)))
+
+
+def store(record: ModelRecord, sample: Sample, feats: Features) -> bool:
+    """Put features computed elsewhere (a Ray worker, from the same record and sample) into this machine's
+    cache under this machine's key, unless an entry is there already; True when written."""
+    from zoo.errors import ZooError
+
+    if sample.modality == "array":
+        return False  # an .npz holds the features themselves: nothing is cached for it
+    try:
+        key = feature_key(record, sample)
+    except ZooError:
+        key = feats.key
+    if _read(key, len(sample)) is not None:
+        return False
+    probs = feats.source_probs
+    _write(key, feats.features, _meta(key, record, sample, feats.features, feats.device, feats.seconds, probs,
+                                      feats.source_labels, feats.source_note if probs is None else ""), probs)
+    return True
 
 
 def extract_source_probs(record: ModelRecord, sample: Sample, **kwargs: Any) -> np.ndarray:

@@ -92,17 +92,21 @@ def score(
     fetch: bool | Any = True,
     max_download: str | int | None = None,
     allow_pickle: bool = False,
+    executor: str | None = None,
 ) -> ScoreReport:
     """Transferability of each model's features for the labelled sample at ``data``.
 
     Weights not on this machine are fetched from the Hub first (``fetch=False``: only what is on disk),
-    within ``max_download`` for the whole call (default ``ZOO_MAX_DOWNLOAD`` or 10 GB)."""
+    within ``max_download`` for the whole call (default ``ZOO_MAX_DOWNLOAD`` or 10 GB). ``executor="ray"``
+    runs one Ray task per model (:mod:`zoo.executor`; default ``ZOO_EXECUTOR`` or ``"local"``)."""
     from zoo import scores as scorers
     from zoo.data import load_sample
+    from zoo.executor import resolve_executor
     from zoo.fetching import FetchPolicy
     from zoo.registry import Registry
 
     t0 = time.perf_counter()
+    executor = resolve_executor(executor)  # before any data is read: a missing extra is said at once
     names = list(scores or DEFAULT_SCORES)
     for n in names:
         scorers.get_score(n)  # an unknown scorer fails before any data is read
@@ -113,7 +117,8 @@ def score(
         records = reg.get_many(models)
     policy = FetchPolicy.make(fetch, max_download=max_download, allow_pickle=allow_pickle,
                               progress=progress is not None)
-    report = score_sample(sample, records, names, device=device, progress=progress, on_plan=on_plan, fetch=policy)
+    report = score_sample(sample, records, names, device=device, progress=progress, on_plan=on_plan, fetch=policy,
+                          executor=executor)
     report.data = str(data)
     report.seconds = time.perf_counter() - t0
     return report
@@ -144,12 +149,15 @@ def score_sample(
     on_plan: Callable[[list[Plan]], None] | None = None,
     progress_bars: bool = False,
     fetch: Any = None,
+    executor: str | None = None,
 ) -> ScoreReport:
     """Score already-loaded ``records`` on an already-loaded, checked ``sample`` (the recommender's entry).
 
     ``fetch`` is a :class:`zoo.fetching.FetchPolicy` (default: the command's current one). One model that
-    cannot be fetched, loaded or run is reported in its ``error`` and the others go on."""
+    cannot be fetched, loaded or run is reported in its ``error`` and the others go on. ``executor="ray"``:
+    one Ray task per model; their features come back and fill this machine's cache."""
     from zoo import scores as scorers
+    from zoo.executor import resolve_executor
     from zoo.features import extract
     from zoo.fetching import FetchPolicy, current_policy, using
 
@@ -164,6 +172,10 @@ def score_sample(
         if on_plan:
             on_plan(report.plan)
         planned = {p.id: p for p in report.plan}
+        if resolve_executor(executor) == "ray":
+            _score_on_ray(records, sample, report, names, planned, policy, device=device, needs_src=needs_src,
+                          show=progress is not None or progress_bars)
+            records = []
         for rec in records:
             _score_one(rec, sample, report, fns, planned[rec.id], policy, device=device, progress=progress,
                        progress_bars=progress_bars, needs_src=needs_src, extract=extract)
@@ -171,32 +183,70 @@ def score_sample(
     return report
 
 
+def _score_on_ray(records: Sequence[Any], sample: Any, report: ScoreReport, names: Sequence[str],
+                  planned: dict[str, Plan], policy: Any, *, device: str, needs_src: bool, show: bool) -> None:
+    """One Ray task per model that the plan did not rule out; the driver keeps what they return."""
+    import functools
+
+    from zoo.executor import keep_fetch, run_candidates
+    from zoo.features import store
+
+    todo = [r for r in records if not planned[r.id].error]
+    outcomes = run_candidates(todo, sample, functools.partial(measure_on_worker, list(names), device, needs_src),
+                              label="scoring", device=device, policy=policy, show=show)
+    for rec in records:
+        if planned[rec.id].error:
+            report.models.append(failed_score(rec, sample, planned[rec.id].error or ""))
+            continue
+        out = outcomes[rec.id]
+        if out.error:
+            report.models.append(failed_score(rec, sample, out.error))
+            continue
+        model_score, feats, got = out.value
+        keep_fetch(policy, got)
+        if feats is not None:
+            store(rec, sample, feats)  # the one writer: a rerun here, without Ray, reads them
+        report.models.append(model_score)
+
+
 def _score_one(rec: Any, sample: Any, report: ScoreReport, fns: dict[str, Any], plan: Plan, policy: Any, *,
                device: str, progress: Callable[[str], None] | None, progress_bars: bool, needs_src: bool,
                extract: Callable[..., Any]) -> None:
     """Fetch, extract and score one model; any failure becomes its ``error`` (the run goes on)."""
-    import logging
-
-    def failed(why: str) -> None:
-        report.models.append(ModelScore(rec.id, {}, len(sample), rec.feature_dim or 0, 0.0, {}, False, "-",
-                                        error=why))
-
     if plan.error:
-        failed(plan.error)
+        report.models.append(failed_score(rec, sample, plan.error))
         return
     if progress:
         progress(rec.id)
+    report.models.append(measure(rec, sample, fns, policy, device=device, progress_bars=progress_bars,
+                                 needs_src=needs_src, extract=extract)[0])
+
+
+def failed_score(rec: Any, sample: Any, why: str) -> ModelScore:
+    return ModelScore(rec.id, {}, len(sample), rec.feature_dim or 0, 0.0, {}, False, "-", error=why)
+
+
+def failure_reason(rec: Any, e: BaseException) -> str:
+    """What one candidate's failure says: zoo's own message, or the library's error and how to see more."""
+    if isinstance(e, ZooError):
+        return str(e)
+    import logging
+
+    logging.getLogger("zoo").debug("scoring %s failed", rec.id, exc_info=e)
+    return (f"{rec.id} could not be loaded or run ({type(e).__name__}: {str(e)[:300]}); "
+            "rerun with ZOO_DEBUG=1 for the traceback, or leave it out.")
+
+
+def measure(rec: Any, sample: Any, fns: dict[str, Any], policy: Any, *, device: str, progress_bars: bool,
+            needs_src: bool, extract: Callable[..., Any]) -> tuple[ModelScore, Any, Any]:
+    """Fetch, extract and score one model here (or in a Ray worker): its :class:`ModelScore` (``error`` set
+    when it failed), its :class:`zoo.features.Features` and its :class:`zoo.fetching.FetchResult` (None when
+    it failed, or nothing was fetched)."""
     try:
         got = policy.ensure(rec) if sample.modality != "array" else None
         feats = extract(rec, sample, device=device, progress=progress_bars, with_source_probs=needs_src)
-    except ZooError as e:
-        failed(str(e))
-        return
     except Exception as e:  # noqa: BLE001 - a library's own error in one candidate never sinks the run
-        logging.getLogger("zoo").debug("scoring %s failed", rec.id, exc_info=True)
-        failed(f"{rec.id} could not be loaded or run ({type(e).__name__}: {str(e)[:300]}); "
-               "rerun with ZOO_DEBUG=1 for the traceback, or leave it out.")
-        return
+        return failed_score(rec, sample, failure_reason(rec, e)), None, None
     values: dict[str, float] = {}
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
@@ -210,11 +260,25 @@ def _score_one(rec: Any, sample: Any, report: ScoreReport, fns: dict[str, Any], 
         t = time.perf_counter()
         values[name] = float(fn(feats.features, sample.labels, **kw))
         timings[name] = time.perf_counter() - t
-    report.models.append(ModelScore(rec.id, values, feats.features.shape[0], feats.features.shape[1],
-                                    feats.seconds, timings, feats.cached, feats.device, skipped=skipped,
-                                    weights_commit=got.commit if got is not None else None,
-                                    download_bytes=got.bytes if got is not None else 0,
-                                    download_seconds=got.seconds if got is not None and got.bytes else 0.0))
+    return ModelScore(rec.id, values, feats.features.shape[0], feats.features.shape[1], feats.seconds, timings,
+                      feats.cached, feats.device, skipped=skipped,
+                      weights_commit=got.commit if got is not None else None,
+                      download_bytes=got.bytes if got is not None else 0,
+                      download_seconds=got.seconds if got is not None and got.bytes else 0.0), feats, got
+
+
+def measure_on_worker(names: Sequence[str], device: str, needs_src: bool, rec: Any, sample: Any,
+                      policy: Any) -> tuple[ModelScore, Any, Any]:
+    """:func:`measure` in a Ray task (zoo.executor): the node's feature cache is read, never written (the
+    driver stores the returned features)."""
+    import functools
+
+    from zoo import scores as scorers
+    from zoo.features import extract
+
+    fns = {n: scorers.get_score(n) for n in names}
+    return measure(rec, sample, fns, policy, device=device, progress_bars=False, needs_src=needs_src,
+                   extract=functools.partial(extract, cache="read"))
 
 
 # ---------------------------------------------------------------------------------------------
