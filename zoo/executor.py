@@ -344,7 +344,8 @@ def run_candidates(records: Sequence[Any], sample: Any, work: Callable[[Any, Any
 
     def tell(line: str) -> None:
         if say is not None:
-            say(line)
+            with tqdm.external_write_mode(file=sys.stderr):  # the line above the bar, not through it
+                say(line)
         elif show:
             bar.write(line, file=sys.stderr)
 

@@ -53,6 +53,7 @@ wrong modality) is listed in :attr:`ProbeReport.failed` with the reason, and the
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -316,6 +317,7 @@ def probe(
     fetch: bool | Any = True,
     max_download: str | int | None = None,
     allow_pickle: bool = False,
+    executor: str | None = None,
 ) -> ProbeReport:
     """Probe every model on the labelled sample at ``data``; see the module docstring.
 
@@ -326,27 +328,28 @@ def probe(
     unless ``force``. ``finetune_epochs > 0`` fine-tunes the last block instead of a linear probe.
     ``scores`` (model id -> a transferability score) or ``score`` (a scorer name, computed on the same
     features) adds the rank agreement between that score and probe accuracy. ``progress`` receives a
-    line per model, and progress bars go to stderr when it is given.
+    line per model, and progress bars go to stderr when it is given. ``executor="ray"`` probes each model
+    in a Ray task (:mod:`zoo.executor`; default ``ZOO_EXECUTOR`` or ``"local"``); only this process stores.
     """
     from zoo.data import load_sample
+    from zoo.executor import resolve_executor
     from zoo.fetching import FetchPolicy, using
 
+    executor = resolve_executor(executor)
     policy = FetchPolicy.make(fetch, max_download=max_download, allow_pickle=allow_pickle,
                               progress=progress is not None, say=progress)
     with using(policy):
         return _probe(data, models, folds=folds, seed=seed, device=device, force=force, finetune_epochs=finetune_epochs,
                       max_samples=max_samples, grid=grid, min_folds=min_folds, text_column=text_column,
                       label_column=label_column, db=db, scores=scores, score=score, progress=progress,
-                      policy=policy, load_sample=load_sample)
+                      policy=policy, load_sample=load_sample, executor=executor)
 
 
 def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, device: str, force: bool,
            finetune_epochs: int, max_samples: int | None, grid: str | Sequence[float], min_folds: int | None,
            text_column: str, label_column: str, db: str | Path | None, scores: Mapping[str, float] | None,
            score: str | None, progress: Callable[[str], None] | None, policy: Any,
-           load_sample: Callable[..., Sample]) -> ProbeReport:
-    import logging
-
+           load_sample: Callable[..., Sample], executor: str = "local") -> ProbeReport:
     from zoo.data import skipped_summary
     from zoo.errors import DatabaseError
     from zoo.registry import Registry
@@ -387,6 +390,14 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
     with Registry(db=db, create=True) as reg:
         records = reg.get_many(ids)
         stored = {} if force else _lookup(reg, [r.id for r in records], sample.content_hash, key)
+        remote = {}
+        if executor == "ray" and any(r.id not in stored for r in records):
+            _resolve_device(device)
+            from zoo.executor import run_candidates
+
+            work = functools.partial(_measure_on_worker, method, k, seed, grid, finetune_epochs, device)
+            remote = run_candidates([r for r in records if r.id not in stored], sample, work, label="probing",
+                                    device=device, policy=policy, show=progress is not None, say=progress)
         for rec in records:
             hit = stored.get(rec.id)
             if hit is not None:
@@ -397,31 +408,24 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
                 if scorer is not None:
                     _add_score(values, scorer, rec, sample, device, report)
                 continue
-            if progress:
-                progress(f"probing {rec.id} …")
-            _resolve_device(device)  # a missing GPU is the user's error, not the model's (only checked when computing)
-            try:
-                got = policy.ensure(rec) if sample.modality != "array" else None
-                if method == FINETUNE:
-                    res = _finetune(rec, sample, folds=k, seed=seed, epochs=finetune_epochs, device=device,
-                                    show_progress=progress is not None)
-                else:
-                    from zoo.features import extract
-
-                    feats = extract(rec, sample, device=device, progress=progress is not None)
-                    res = probe_features(feats.features, sample.labels, folds=k, seed=seed, grid=grid,
-                                         device=device, model_id=rec.id)
-                    if sample.modality != "array":  # an .npz holds the features themselves: nothing extracted
-                        res.features_cached, res.extract_seconds = feats.cached, feats.seconds
-            except ZooError as e:
-                report.failed[rec.id] = str(e)
-                continue
-            except Exception as e:  # noqa: BLE001 - a library's own error in one model never sinks the run
-                logging.getLogger("zoo").debug("probing %s failed", rec.id, exc_info=True)
-                report.failed[rec.id] = (f"{rec.id} could not be loaded or run ({type(e).__name__}: {str(e)[:300]}); "
-                                         "rerun with ZOO_DEBUG=1 for the traceback, or leave it out.")
-                continue
-            res.weights_commit = got.commit if got is not None else None
+            if rec.id in remote:  # measured in a Ray task: this process keeps its features and stores its result
+                out = remote[rec.id]
+                if out.error or isinstance(out.value, str):
+                    report.failed[rec.id] = out.error or out.value
+                    continue
+                res, feats, got = out.value
+                _keep_remote(rec, sample, policy, feats, got)
+            else:
+                if progress:
+                    progress(f"probing {rec.id} …")
+                _resolve_device(device)  # a missing GPU is the user's error, not the model's (checked when computing)
+                try:
+                    res, _, got = _measure_one(rec, sample, method=method, folds=k, seed=seed, grid=grid,
+                                               epochs=finetune_epochs, device=device, policy=policy,
+                                               show_progress=progress is not None)
+                except Exception as e:  # noqa: BLE001 - a library's own error in one model never sinks the run
+                    report.failed[rec.id] = _failure(rec, e)
+                    continue
             if scorer is not None:  # the features are in the disk cache now (a fine-tune extracts them)
                 _add_score(values, scorer, rec, sample, device, report)
             res.params = rec.params
@@ -437,6 +441,59 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
     summarise(report, values if (scores is not None or scorer is not None) else None, score or "scores")
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _measure_one(rec: ModelRecord, sample: Sample, *, method: str, folds: int, seed: int,
+                 grid: str | Sequence[float], epochs: int, device: str, policy: Any, show_progress: bool,
+                 cache: bool | str = True) -> tuple[ProbeResult, Any, Any]:
+    """Fetch, extract and probe (or fine-tune) one model: its result, its features (None for a fine-tune) and
+    what was fetched for it. Raises on failure (:func:`_failure` words it)."""
+    got = policy.ensure(rec) if sample.modality != "array" else None
+    feats = None
+    if method == FINETUNE:
+        res = _finetune(rec, sample, folds=folds, seed=seed, epochs=epochs, device=device,
+                        show_progress=show_progress)
+    else:
+        from zoo.features import extract
+
+        feats = extract(rec, sample, device=device, progress=show_progress, cache=cache)
+        res = probe_features(feats.features, sample.labels, folds=folds, seed=seed, grid=grid, device=device,
+                             model_id=rec.id)
+        if sample.modality != "array":  # an .npz holds the features themselves: nothing extracted
+            res.features_cached, res.extract_seconds = feats.cached, feats.seconds
+    res.weights_commit = got.commit if got is not None else None
+    return res, feats, got
+
+
+def _failure(rec: ModelRecord, e: BaseException) -> str:
+    if isinstance(e, ZooError):
+        return str(e)
+    import logging
+
+    logging.getLogger("zoo").debug("probing %s failed", rec.id, exc_info=e)
+    return (f"{rec.id} could not be loaded or run ({type(e).__name__}: {str(e)[:300]}); "
+            "rerun with ZOO_DEBUG=1 for the traceback, or leave it out.")
+
+
+def _measure_on_worker(method: str, folds: int, seed: int, grid: str | Sequence[float], epochs: int, device: str,
+                       rec: ModelRecord, sample: Sample, policy: Any) -> tuple[ProbeResult, Any, Any] | str:
+    """:func:`_measure_one` in a Ray task (zoo.executor): the node's feature cache is read, never written; a
+    failure comes back as its reason."""
+    try:
+        return _measure_one(rec, sample, method=method, folds=folds, seed=seed, grid=grid, epochs=epochs,
+                            device=device, policy=policy, show_progress=False, cache="read")
+    except Exception as e:  # noqa: BLE001 - as here: one model's failure is reported, the others go on
+        return _failure(rec, e)
+
+
+def _keep_remote(rec: ModelRecord, sample: Sample, policy: Any, feats: Any, got: Any) -> None:
+    """A Ray task's features into this machine's cache (the one writer), its fetch into the command's record."""
+    from zoo.executor import keep_fetch
+    from zoo.features import store
+
+    keep_fetch(policy, got)
+    if feats is not None:
+        store(rec, sample, feats)
 
 
 def _check_labels(sample: Sample) -> None:
