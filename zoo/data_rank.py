@@ -152,6 +152,7 @@ def rank_with_data(
     progress: bool,
     on_plan: Callable[[list[Any]], None] | None,
     train_size: int | None = None,
+    executor: str | None = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Re-rank the description-ranked ``scored`` candidates with data scores; returns the candidates and
     the extra ``Recommendation`` fields. ``train_size`` caps image models' input size for the scoring:
@@ -166,7 +167,7 @@ def rank_with_data(
     if sample.task == "unlabelled":
         return _rank_by_shift(chosen, not_scored, sample, device=device, progress=progress)
     report = score_sample(sample, [at_train_size(c.record, train_size) for c in chosen], names, device=device,
-                          on_plan=on_plan, progress_bars=progress)
+                          on_plan=on_plan, progress_bars=progress, executor=executor)
     by_id = {m.id: m for m in report.models}
     measured = []
     for cand in chosen:
@@ -242,7 +243,8 @@ def _rank_by_shift(chosen: list[Any], not_scored: dict[str, str], sample: Any, *
 
 
 def probe_top(rec: Any, k: int, *, max_samples: int, text_column: str, label_column: str, device: str,
-              db: str | Path | None, progress: Callable[[str], None] | None = None) -> None:
+              db: str | Path | None, progress: Callable[[str], None] | None = None,
+              executor: str | None = None) -> None:
     """Linear-probe the top ``k`` scored candidates on the same sample (their features are cached), then
     re-order those ``k`` by probe accuracy; the rest keep their places. Fills ``Candidate.probe`` and
     ``Recommendation.probe_summary``."""
@@ -255,7 +257,7 @@ def probe_top(rec: Any, k: int, *, max_samples: int, text_column: str, label_col
         return
     report = probe(rec.data["source"], [c.id for c in top], max_samples=max_samples, text_column=text_column,
                    label_column=label_column, device=device, db=db, scores={c.id: c.score for c in top},
-                   progress=progress)
+                   progress=progress, executor=executor)
     results = {r.model_id: r for r in report.results}
     for c in top:
         c.probe = results.get(c.id)

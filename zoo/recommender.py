@@ -583,12 +583,15 @@ def recommend(
     fetch: bool | Any = True,
     max_download: str | int | None = None,
     allow_pickle: bool = False,
+    executor: str | None = None,
 ) -> Recommendation:
     """Rank registry models for ``task``; see the module docstring for the components.
 
     With ``data``, candidates whose weights are not on this machine are fetched from the Hub before they
     are scored (``fetch=False``: only those on disk), within ``max_download`` for the whole call (default
-    ``ZOO_MAX_DOWNLOAD`` or 10 GB); one that cannot be fetched is listed in ``not_scored`` with the reason."""
+    ``ZOO_MAX_DOWNLOAD`` or 10 GB); one that cannot be fetched is listed in ``not_scored`` with the reason.
+    ``executor="ray"`` scores (and probes) each candidate in a Ray task (:mod:`zoo.executor`; default
+    ``ZOO_EXECUTOR`` or ``"local"``)."""
     import contextlib
 
     from zoo import vocab
@@ -600,6 +603,10 @@ def recommend(
         raise UsageError("--probe-top needs --data: the probe trains on your labelled sample.")
     if probe_top < 0:
         raise UsageError("probe_top must be 0 (no probe) or more.")
+    if data is not None:
+        from zoo.executor import resolve_executor
+
+        executor = resolve_executor(executor)  # a missing extra is said before any data is read
     sample = None
     modality_source = "given"  # a fixed modality: passed by the caller, or set below by the data
     if data is not None:
@@ -667,7 +674,7 @@ def recommend(
                 [candidate(i) for i in order], sample, explicit=ids is not None, group=group, scores=scores,
                 score_top=score_top, device=device, data_weight=data_weight, size_weight=size_weight,
                 fused_scores=fused_scores,
-                progress=progress, on_plan=on_plan, train_size=train_size)
+                progress=progress, on_plan=on_plan, train_size=train_size, executor=executor)
             ranked_among = len(scored)  # only the candidates measured on the data are ranked
             keys = np.array([group_key(c.record) if group else c.id for c in scored], dtype=str)
             out = _group_ranked(np.unique(keys, return_inverse=True)[1], len(scored), scored.__getitem__,
@@ -691,7 +698,7 @@ def recommend(
             from zoo.data_rank import probe_top as run_probe
 
             run_probe(result, probe_top, max_samples=max_samples, text_column=text_column, label_column=label_column,
-                      device=device, db=db)
+                      device=device, db=db, executor=executor)
             result.seconds = time.perf_counter() - t0
         if sample is not None and result.candidates and sample.task in ("classification", "multilabel"):
             from zoo.errors import ZooError

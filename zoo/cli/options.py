@@ -99,6 +99,14 @@ def fetch_options(f: Callable) -> Callable:
                         help="Use only weights already on this machine; never download.")(f)
 
 
+def executor_option(f: Callable) -> Callable:
+    """Where the candidates run: here one after another, or one Ray task each (zoo.executor)."""
+    return click.option("--executor", type=click.Choice(["local", "ray"]), envvar="ZOO_EXECUTOR",
+                        help="local: here, one candidate after another (the default); ray: one Ray task per "
+                             "candidate on the cluster at RAY_ADDRESS, or a local one (pip install 'zoo[ray]'). "
+                             "Default ZOO_EXECUTOR or local.")(f)
+
+
 def fetch_kwargs(kw: dict) -> dict:
     """The API's fetch arguments from :func:`fetch_options`' values (removed from ``kw``)."""
     return {"fetch": not kw.pop("no_fetch", False), "max_download": kw.pop("max_download", None),

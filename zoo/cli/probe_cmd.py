@@ -36,6 +36,7 @@ from zoo.cli.render import echo_json, fmt_params, table
 @click.option("--score", "score_name",
               help="Also compute this transferability score (e.g. logme) and report its rank agreement with the probe.")
 @opt.fetch_options
+@opt.executor_option
 @opt.json_option
 @opt.db_option
 @click.pass_context
@@ -60,7 +61,8 @@ def probe(ctx: click.Context, data: str, models: str, folds: int, min_folds: int
     rep = run(data, ids, folds=folds, seed=seed, device=device, force=force, finetune_epochs=finetune_epochs,
               max_samples=max_samples, grid=grid, min_folds=min_folds, text_column=text_column,
               label_column=label_column, db=db, score=score_name,
-              progress=lambda line: click.echo(line, err=True), **opt.fetch_kwargs(kw))
+              progress=lambda line: click.echo(line, err=True), executor=kw.pop("executor", None),
+              **opt.fetch_kwargs(kw))
     if as_json:
         echo_json(rep)
     else:

@@ -73,6 +73,7 @@ def data_options(f):
                      help="With --data: linear-probe the top K (5-fold, on the cached features) and re-rank them "
                           "by probe accuracy."),
         opt.fetch_options,
+        opt.executor_option,
     ]):
         f = deco(f)
     return f
@@ -85,7 +86,7 @@ def _data_kwargs(kw: dict) -> dict:
             "scores": [s.strip() for s in kw["scores"].split(",") if s.strip()] if kw["scores"] else None,
             "text_column": kw["text_column"], "label_column": kw["label_column"], "device": kw["device"],
             "probe_top": kw["probe_top"], "train_size": kw["train_size"], "fetch": not kw["no_fetch"],
-            "max_download": kw["max_download"], "allow_pickle": kw["allow_pickle"]}
+            "max_download": kw["max_download"], "allow_pickle": kw["allow_pickle"], "executor": kw["executor"]}
 
 
 @click.command()

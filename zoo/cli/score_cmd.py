@@ -18,6 +18,7 @@ from zoo.cli.render import echo_extraction_plan, echo_json, table
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where features are extracted.")
 @opt.fetch_options
+@opt.executor_option
 @opt.json_option
 @opt.db_option
 def score(data, models, scores, max_samples, text_column, label_column, device, as_json, db, **kw) -> None:
@@ -34,7 +35,8 @@ def score(data, models, scores, max_samples, text_column, label_column, device, 
 
     rep = run(data, ids, scores=names, max_samples=max_samples, text_column=text_column, label_column=label_column,
               device=device, db=db, progress=lambda mid: click.echo(f"scoring {mid} …", err=True),
-              on_plan=None if as_json else echo_extraction_plan, **opt.fetch_kwargs(kw))
+              on_plan=None if as_json else echo_extraction_plan, executor=kw.pop("executor", None),
+              **opt.fetch_kwargs(kw))
     if as_json:
         echo_json(rep)
         return
