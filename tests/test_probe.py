@@ -148,11 +148,11 @@ def test_agrees_with_sklearn_at_the_same_c(d, c):
 
 
 def test_splits_solved_in_chunks_give_the_same_numbers(monkeypatch):
-    import zoo.probe
+    import zoo.probe.solver
 
     x, y = blobs(per_class=15, d=30, spread=2.0)
     whole = probe_features(x, y, folds=3, device="cpu")
-    monkeypatch.setattr(zoo.probe, "_MAX_BATCH_BYTES", 1)  # one split per batch, as on a small GPU
+    monkeypatch.setattr(zoo.probe.solver, "_MAX_BATCH_BYTES", 1)  # one split per batch, as on a small GPU
     parts = probe_features(x, y, folds=3, device="cpu")
     assert parts.chosen_c == whole.chosen_c
     assert np.allclose(parts.fold_accuracies, whole.fold_accuracies, atol=1 / 15 + 1e-9)
