@@ -119,6 +119,7 @@ def _counting(marker_dir, kill_id: str, raise_id: str, work, rec, sample, policy
     attempts = int(marker.read_text()) + 1 if marker.exists() else 1
     marker.write_text(str(attempts))
     if rec.id == kill_id and attempts == 1:
+        time.sleep(0.5)  # during the task, as an out-of-memory kill would be: its start has been told
         os.kill(os.getpid(), signal.SIGKILL)
     if rec.id == raise_id:
         raise RuntimeError("a deterministic failure")

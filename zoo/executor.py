@@ -256,7 +256,8 @@ def _task(work: Callable[[Any, Any, Any], Any], record: Any, shipped: _Shipped, 
     t0 = time.perf_counter()
     node = _node_label(ray)
     same_node = ray.get_runtime_context().get_node_id() == job.driver_node
-    ray.get(board.started.remote(record.id, node))  # waited for: a worker killed right after still counts it
+    # Not waited for: a task blocked in ray.get hands its CPU back to Ray, which would start one task too many.
+    board.started.remote(record.id, node)
     sample = _materialize(shipped, same_node)
     with _EnvFrom(job.env if same_node else _off_node(job.env), same_node):
         policy = FetchPolicy(enabled=job.fetch, max_bytes=job.max_bytes, allow_pickle=job.allow_pickle)
