@@ -33,6 +33,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "estimates": (["bench_estimates.py"], ["bench_estimates.py", "--quick"]),
     "card-cosines": (["card_cosines.py"], ["card_cosines.py"]),
     "reliability": (["bench_reliability.py"], ["bench_reliability.py", "--quick"]),  # figures in RELIABILITY.md
+    "ray": (["bench_ray.py"], ["bench_ray.py", "--n", "96", "--models", "local:cifar_resnet20.c10,local:cifar_resnet32.c10"]),
 }
 
 
