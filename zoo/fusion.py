@@ -4,7 +4,10 @@ Transferability scores live on incomparable scales (LogME is an evidence per sam
 H-score a trace), and their scale changes from one dataset to the next. So every scorer is first
 **standardised across the candidates of one ranking** (a z-score; a scorer that does not separate the
 candidates contributes zeros), the chosen scorers are averaged, and the average is mapped to [0, 1]
-by min-max over the candidates: that is the ``data`` component. The final score is
+by min-max over the candidates: that is the ``data`` component. A scorer is used only when it has a
+value for every candidate (:func:`fusable`): LEEP/NCE need a source head, and a score that is not
+informative on the sample (:mod:`zoo.scores.regime`: H-score with n <= d + 1, ...) has no value. The
+final score is
 
     base  = (1 - DATA_WEIGHT) * description + DATA_WEIGHT * data
     score = (1 - SIZE_WEIGHT) * base + SIZE_WEIGHT * size_prior
@@ -61,13 +64,22 @@ def minmax(values: Sequence[float]) -> np.ndarray:
     return (v - lo) / (hi - lo)
 
 
+def fusable(per_model: Mapping[str, Mapping[str, float]], scorers: Sequence[str]) -> list[str]:
+    """The scorers of ``scorers`` with a finite value for *every* model. A scorer that lacks one for some model
+    (LEEP/NCE for a model without a source head, a score that is not informative on the sample,
+    :mod:`zoo.scores.regime`) is not fused at all: a z-score over part of the candidates ranks them on
+    different evidence."""
+    return [s for s in scorers
+            if per_model and all(math.isfinite(per_model[m].get(s, math.nan)) for m in per_model)]
+
+
 def data_component(per_model: Mapping[str, Mapping[str, float]],
                    scorers: Sequence[str] = FUSED_SCORES) -> dict[str, float]:
-    """``{model: value in [0, 1]}`` from ``{model: {scorer: raw score}}``; scorers absent everywhere are ignored."""
+    """``{model: value in [0, 1]}`` from ``{model: {scorer: raw score}}``; only :func:`fusable` scorers count."""
     ids = list(per_model)
     if not ids:
         return {}
-    used = [s for s in scorers if any(s in per_model[m] for m in ids)]
+    used = fusable(per_model, scorers)
     if not used:
         return dict.fromkeys(ids, 0.5)
     z = np.mean([standardise([per_model[m].get(s, math.nan) for m in ids]) for s in used], axis=0)

@@ -1,0 +1,105 @@
+"""zoo.confidence: the bootstrap of a data-aware ranking (deterministic tiny features; the real-model path is in
+tests/test_recommend_data.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zoo import fusion
+from zoo.confidence import RankingConfidence, bootstrap_ranking, half_sample, usable_scorers
+from zoo.errors import UsageError
+
+
+def _task(n_per_class: int = 40, classes: int = 4, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(classes), n_per_class)
+    return rng, y
+
+
+def _features(rng, y, d: int, signal: float) -> np.ndarray:
+    f = rng.normal(size=(len(y), d))
+    f[:, : y.max() + 1] += signal * np.eye(y.max() + 1)[y]
+    return f.astype(np.float32)
+
+
+def test_a_clear_winner_stays_first():
+    rng, y = _task()
+    feats = {"strong": _features(rng, y, 16, 3.0), "weak": _features(rng, y, 16, 0.3), "noise": _features(rng, y, 16, 0.0)}
+    conf = bootstrap_ranking(feats, y, description=dict.fromkeys(feats, 0.5), size=None, n_boot=60)
+    assert isinstance(conf, RankingConfidence)
+    assert conf.top == "strong"
+    assert conf.stays_first >= 0.9
+    assert conf.tied == []
+    assert conf.n_boot == 60 and set(conf.first_share) == set(feats)
+    assert abs(sum(conf.first_share.values()) - 1.0) < 1e-9
+    assert "strong stays first in" in conf.sentence() and "no candidate is tied" in conf.sentence()
+
+
+def test_identical_candidates_are_tied():
+    rng, y = _task()
+    f = _features(rng, y, 16, 1.0)
+    feats = {"a": f, "b": f.copy(), "noise": _features(rng, y, 16, 0.0)}
+    conf = bootstrap_ranking(feats, y, description=dict.fromkeys(feats, 0.5), size=None, n_boot=40)
+    assert conf.top == "a"  # the full ranking's tie-break: the id
+    assert conf.tied == ["b"]
+    assert conf.stays_first == pytest.approx(0.5)  # every resample: a and b share first place
+    assert conf.lead_interval["b"] == (0.0, 0.0)
+    assert "tied with it: b" in conf.sentence()
+
+
+def test_close_candidates_are_tied_and_the_description_counts():
+    rng, y = _task(n_per_class=15)
+    feats = {"x": _features(rng, y, 8, 0.8), "y": _features(rng, y, 8, 0.8)}
+    conf = bootstrap_ranking(feats, y, description={"x": 0.5, "y": 0.5}, size=None, n_boot=60, seed=1)
+    assert conf.tied  # the same signal on 60 rows: the sample cannot tell them apart
+    # a description far in favour of one and no data weight: no resample changes the order
+    sure = bootstrap_ranking(feats, y, description={"x": 1.0, "y": 0.0}, size=None, n_boot=20, weight=0.0)
+    assert sure.top == "x" and sure.stays_first == 1.0 and sure.tied == []
+
+
+def test_half_samples_keep_every_class_and_are_reproducible():
+    rng, y = _task(n_per_class=5, classes=3)
+    strata = [np.flatnonzero(y == k) for k in range(3)]
+    rows = half_sample(strata, np.random.default_rng(0))
+    assert len(rows) == 6 and set(y[rows]) == {0, 1, 2} and len(set(rows)) == len(rows)
+    f = {"a": _features(rng, y, 4, 1.0), "b": _features(rng, y, 4, 0.5)}
+    one = bootstrap_ranking(f, y, description=dict.fromkeys(f, 0.5), size=None, n_boot=10, seed=3)
+    two = bootstrap_ranking(f, y, description=dict.fromkeys(f, 0.5), size=None, n_boot=10, seed=3)
+    assert one.first_share == two.first_share and one.lead_interval == two.lead_interval
+
+
+def test_the_budget_caps_resamples_and_says_so():
+    rng, y = _task()
+    feats = {"a": _features(rng, y, 16, 2.0), "b": _features(rng, y, 16, 0.0)}
+    conf = bootstrap_ranking(feats, y, description=dict.fromkeys(feats, 0.5), size=None, n_boot=200, max_flops=1.0)
+    from zoo.confidence import MIN_BOOT
+
+    assert conf.n_boot == MIN_BOOT and conf.n_boot_asked == 200
+    assert f"of {MIN_BOOT} resamples" in conf.sentence() and "200 asked" in conf.sentence()
+
+
+def test_scorers_that_cannot_be_fused_are_left_out():
+    rng, y = _task(n_per_class=10)  # 40 rows
+    feats = {"wide": _features(rng, y, 64, 1.0), "narrow": _features(rng, y, 8, 1.0)}
+    used, dropped = usable_scorers(feats, y, ["logme", "hscore", "transrate", "leep"], None)
+    assert used == ["logme"]
+    assert "C - 1" in dropped["hscore"] and "feature dimension" in dropped["transrate"]
+    assert "source head" in dropped["leep"]
+    conf = bootstrap_ranking(feats, y, description=dict.fromkeys(feats, 0.5), size=None,
+                             scorers=("logme", "hscore"), n_boot=5)
+    assert conf.scorers == ["logme"]
+
+
+def test_bad_input_says_what_to_do():
+    _, y = _task()
+    with pytest.raises(UsageError, match="one row per label"):
+        bootstrap_ranking({"a": np.zeros((3, 2))}, y, description={"a": 0.5}, size=None)
+    with pytest.raises(UsageError, match="integer class labels"):
+        bootstrap_ranking({"a": np.zeros((len(y), 2))}, y.astype(float), description={"a": 0.5}, size=None)
+
+
+def test_fusion_never_ranks_a_scorer_some_candidate_lacks():
+    per_model = {"a": {"logme": 1.0, "leep": -1.0}, "b": {"logme": 0.0}}
+    assert fusion.fusable(per_model, ["logme", "leep"]) == ["logme"]
+    assert fusion.data_component(per_model, ["leep"]) == {"a": 0.5, "b": 0.5}

@@ -1,0 +1,234 @@
+"""How sure is a data-aware ranking? Resampling the user's sample (NumPy only, no I/O, no extraction).
+
+:func:`bootstrap_ranking` draws stratified half-samples of the sample's rows (half of every class, without
+replacement: every class stays present and the scorers stay defined), recomputes the fused scorers on the
+*cached* features of every candidate and the fused score of :mod:`zoo.fusion` (the description score and
+the size prior do not depend on the rows, so they are held fixed), and reports:
+
+- ``stays_first``: the share of resamples in which the full-sample top pick is still first (a resample
+  where k candidates share the first score gives each 1/k);
+- ``first_share``: the same share for every candidate;
+- ``tied``: the candidates *statistically tied* with the top. The rule: the top's fused-score lead over a
+  candidate, recomputed on every resample, has a two-sided 95 % percentile interval that contains 0
+  (its 2.5th percentile is <= 0). A candidate first in at least 2.5 % of the resamples is therefore tied;
+  identical candidates always are (their lead is 0 on every resample).
+
+Why half-samples and not the textbook bootstrap (n rows drawn with replacement): a bootstrap resample
+repeats rows, and the scorers are not made for repeated rows. A leave-one-out kNN finds a row's own copy
+as its nearest neighbour (measured on 200 x 100 noise with 5 classes: 0.29 -> 0.56 accuracy), and LogME
+and H-score see a matrix of rank ~0.63 n, which moves them towards their n < d regime. A half-sample
+without replacement has none of that, and for a mean its variance is exactly that of the full-sample
+estimate ((1/m - 1/n) s^2 with m = n/2: McCarthy's half-sampling, 1969), so no rescaling is needed; each
+eigendecomposition is on half the rows (~8x cheaper). Every candidate's replicates are centred on its
+full-sample fused score (see :func:`bootstrap_ranking`), since scorers computed on fewer rows are biased,
+high-dimensional ones most.
+
+Cost: the scorers run as they are, ``n_boot`` times per candidate. When the estimated work is larger than
+:data:`BOOT_BUDGET_FLOPS` fewer resamples are drawn (never fewer than :data:`MIN_BOOT`); ``n_boot`` is the
+number drawn and ``n_boot_asked`` what was asked, and :meth:`RankingConfidence.sentence` says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from zoo import fusion
+from zoo.errors import UsageError
+
+# The tie rule's interval: two-sided, 95 % (the top's lead is "not shown to be positive" below its 2.5th percentile).
+TIE_LEVEL = 0.95
+# Resamples are capped so that the bootstrap stays in seconds: about 2e10 floating-point operations
+# (eigendecompositions dominate; ~10 s on the shared 2-core machine). MIN_BOOT is the floor of the cap.
+BOOT_BUDGET_FLOPS = 2e10
+MIN_BOOT = 50
+
+
+@dataclass
+class RankingConfidence:
+    """What :func:`bootstrap_ranking` found; ``sentence()`` says it in words."""
+
+    top: str  # the full-sample top pick
+    stays_first: float  # share of resamples in which ``top`` stays first
+    first_share: dict[str, float]  # per candidate: share of resamples in which it is first
+    tied: list[str]  # candidates statistically tied with ``top`` (see the module docstring), best first
+    n_boot: int  # resamples drawn
+    n_boot_asked: int = 0  # resamples asked for (more than ``n_boot`` when the budget capped them)
+    lead_interval: dict[str, tuple[float, float]] = field(default_factory=dict)  # top's lead: 2.5-97.5th pct
+    scorers: list[str] = field(default_factory=list)  # the scorers recomputed and fused on every resample
+    seconds: float = 0.0
+    rule: str = ""  # the tie rule, in words
+
+    @property
+    def is_tied(self) -> bool:
+        return bool(self.tied)
+
+    def sentence(self) -> str:
+        """ "X stays first in 87 % of 200 resamples of your sample; tied with it: A, B." """
+        capped = f" ({self.n_boot_asked} asked; capped to stay within seconds)" if self.n_boot_asked > self.n_boot else ""
+        head = f"{self.top} stays first in {100 * self.stays_first:.0f} % of {self.n_boot} resamples of your sample{capped}"
+        if self.tied:
+            return f"{head}; tied with it: {', '.join(self.tied)}."
+        return f"{head}; no candidate is tied with it."
+
+
+def _strata(labels: np.ndarray) -> list[np.ndarray]:
+    _, inv = np.unique(labels, return_inverse=True)
+    return [np.flatnonzero(inv.reshape(-1) == k) for k in range(int(inv.max()) + 1)]
+
+
+def half_sample(strata: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One stratified half-sample: half of every class's rows (at least 2, kNN's minimum), drawn without
+    replacement, in row order."""
+    picks = [rows if len(rows) <= 2 else rng.choice(rows, max(2, len(rows) // 2), replace=False) for rows in strata]
+    return np.sort(np.concatenate(picks))
+
+
+_GRAM = ("logme", "hscore", "shrinkage_hscore", "transrate")  # an eigendecomposition per call
+
+
+def _cost(m: int, dims: Sequence[int], scorers: Sequence[str]) -> float:
+    """Floating-point operations of one half-sample of ``m`` rows (eigendecompositions ~9 k^3 with
+    k = min(m, d), Gram products 2 m k d)."""
+    gram = sum(s in _GRAM for s in scorers)
+    return float(sum(gram * (9 * min(m, d) ** 3 + 2 * m * min(m, d) * d) + 2 * m * m * d for d in dims)) + 1.0
+
+
+def _check(features: Mapping[str, Any], labels: Any) -> tuple[list[str], np.ndarray, int]:
+    ids = list(features)
+    if not ids:
+        raise UsageError("bootstrap_ranking needs at least one candidate's features.")
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.dtype.kind not in "iub":
+        raise UsageError("bootstrap_ranking needs integer class labels, one per row (classification only).")
+    for m in ids:
+        shape = np.shape(features[m])
+        if len(shape) != 2 or shape[0] != len(y):
+            raise UsageError(f"features of {m} have shape {shape}; expected ({len(y)}, d): one row per label.")
+    classes, inv = np.unique(y, return_inverse=True)
+    if classes.size < 2:
+        raise UsageError("bootstrap_ranking needs at least 2 classes.")
+    return ids, inv.reshape(-1).astype(np.intp), int(classes.size)
+
+
+def usable_scorers(features: Mapping[str, Any], labels: np.ndarray, scorers: Sequence[str],
+                   source_probs: Mapping[str, Any] | None) -> tuple[list[str], dict[str, str]]:
+    """The scorers that can be fused over these candidates, and why each other one cannot: one that needs a
+    source head some candidate lacks, or one that is not informative on this sample for some candidate
+    (:func:`zoo.scores.regime.not_informative`)."""
+    from zoo import scores as registry
+    from zoo.scores.regime import not_informative
+
+    y = np.asarray(labels)
+    counts = np.unique(y, return_counts=True)[1]
+    keep, dropped = [], {}
+    for s in scorers:
+        fn = registry.get_score(s)
+        if getattr(fn, "requires_source_probs", False):
+            lacking = [m for m in features if source_probs is None or source_probs.get(m) is None]
+            if lacking:
+                dropped[s] = f"needs a source head; {', '.join(lacking[:3])}{' …' if len(lacking) > 3 else ''} has none"
+                continue
+        why = next((r for m in features if (r := not_informative(s, len(y), np.shape(features[m])[1], counts))), None)
+        if why:
+            dropped[s] = why
+            continue
+        keep.append(s)
+    return keep, dropped
+
+
+def bootstrap_ranking(
+    features: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    *,
+    description: Mapping[str, float],
+    size: Mapping[str, float] | None,
+    scorers: Sequence[str] = fusion.FUSED_SCORES,
+    n_boot: int = 200,
+    seed: int = 0,
+    source_probs: Mapping[str, np.ndarray] | None = None,
+    weight: float = fusion.DATA_WEIGHT,
+    size_weight: float = fusion.SIZE_WEIGHT,
+    full_scores: Mapping[str, Mapping[str, float]] | None = None,
+    max_flops: float = BOOT_BUDGET_FLOPS,
+) -> RankingConfidence:
+    """How often the fused ranking's top pick stays first when the sample's rows are resampled (module docstring).
+
+    ``features``: ``{candidate: (n, d) features}`` on the same ``labels`` rows (the cached features; nothing is
+    extracted). ``description``: the description-and-prior score of each candidate (as :func:`zoo.fusion.fuse_scores`
+    takes it); ``size``: :func:`zoo.fusion.size_component` over the same candidates, or None for no size prior.
+    ``scorers``: the scorers fused; those that cannot be fused over these candidates (:func:`usable_scorers`) are
+    left out, as the product leaves them out. ``full_scores``: the full-sample raw scores when already computed
+    (``{candidate: {scorer: value}}``), else they are computed here. ``weight``/``size_weight``: the fusion's."""
+    from zoo import scores as registry
+    from zoo.scores._base import blas_threads
+
+    t0 = time.perf_counter()
+    ids, y, n_classes = _check(features, labels)
+    if n_boot < 1:
+        raise UsageError("n_boot must be at least 1.")
+    used, _ = usable_scorers(features, y, scorers, source_probs)
+    fns = {s: registry.get_score(s) for s in used}
+
+    def fuse(per_model: Mapping[str, Mapping[str, float]]) -> np.ndarray:
+        data = fusion.data_component(per_model, used)
+        final = fusion.fuse_scores(description, data, weight, size, size_weight)
+        return np.array([final[m] for m in ids])
+
+    with blas_threads():
+        full = {m: {s: float(full_scores[m][s]) if full_scores and s in full_scores.get(m, {}) else
+                    float(fns[s](features[m], y, **({"source_probs": source_probs[m]} if s in ("leep", "nce") else {})))
+                    for s in used} for m in ids}
+        point = fuse(full)
+        top = ids[int(np.lexsort((np.array(ids), -point))[0])]  # rank_with_data's order: score, then id
+        strata = _strata(y)
+        m_rows = sum(len(r) if len(r) <= 2 else max(2, len(r) // 2) for r in strata)
+        per = _cost(m_rows, [int(np.shape(features[m])[1]) for m in ids], used)
+        n_used = int(min(n_boot, max(MIN_BOOT, max_flops // per)))
+        rng = np.random.default_rng(seed)
+        arrays = {m: np.asarray(features[m], dtype=np.float64) for m in ids}
+        probs = {m: np.asarray(source_probs[m]) for m in ids} if source_probs and any(
+            getattr(fns[s], "requires_source_probs", False) for s in used) else {}
+        fused = np.empty((n_used, len(ids)))
+        for b in range(n_used):
+            rows = half_sample(strata, rng)
+            per_model = {m: {s: float(fns[s](arrays[m][rows], y[rows], **(
+                {"source_probs": probs[m][rows]} if getattr(fns[s], "requires_source_probs", False) else {})))
+                for s in used} for m in ids}
+            fused[b] = fuse(per_model)
+    # Half the rows is less information, and in the n < d regimes the scorers climb on less information
+    # (measured: LogME and the shrinkage H-score of 2,048-dim features rise on half-samples, those of 64-dim
+    # features barely): every candidate's fused score is biased on half-samples, the high-dimensional ones most.
+    # Each candidate's replicates are therefore centred on its full-sample score (a bias-corrected resampling):
+    # the half-samples give the spread, the sample gives the centre.
+    fused = point + (fused - fused.mean(axis=0))
+    return _summarise(ids, top, fused, n_boot, used, time.perf_counter() - t0)
+
+
+def _summarise(ids: list[str], top: str, fused: np.ndarray, asked: int, used: list[str],
+               seconds: float) -> RankingConfidence:
+    n_used = fused.shape[0]
+    best = fused.max(axis=1, keepdims=True)
+    first = np.isclose(fused, best, rtol=0.0, atol=1e-12)
+    share = (first / first.sum(axis=1, keepdims=True)).mean(axis=0)  # k candidates first together: 1/k each
+    t = ids.index(top)
+    lo_q, hi_q = 100 * (1 - TIE_LEVEL) / 2, 100 * (1 + TIE_LEVEL) / 2
+    interval, tied = {}, []
+    for j, m in enumerate(ids):
+        if j == t:
+            continue
+        lead = fused[:, t] - fused[:, j]
+        lo, hi = float(np.percentile(lead, lo_q)), float(np.percentile(lead, hi_q))
+        interval[m] = (lo, hi)
+        if lo <= 1e-12:
+            tied.append(m)
+    tied.sort(key=lambda m: (-share[ids.index(m)], interval[m][0], m))
+    rule = (f"tied: the top's fused-score lead over it has a {100 * TIE_LEVEL:.0f} % bootstrap percentile interval "
+            f"that contains 0")
+    return RankingConfidence(top=top, stays_first=float(share[t]), first_share=dict(zip(ids, map(float, share), strict=True)),
+                             tied=tied, n_boot=n_used, n_boot_asked=asked, lead_interval=interval, scorers=list(used),
+                             seconds=seconds, rule=rule)
