@@ -28,7 +28,7 @@ Sections (``--only``):
 
 The machine is shared: every figure says the load average it was taken under; ratios are measured
 within one run, batch by batch. Threads: zoo chooses them (``zoo.scores._base.cpu_threads``: the cores
-left free by the machine's other load); the bare loop runs with the same number.
+this process may run on, or ``ZOO_NUM_THREADS``); the bare loop runs with the same number.
 """
 
 from __future__ import annotations
