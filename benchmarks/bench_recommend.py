@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from zoo import recommender  # noqa: E402
-from zoo.recommender import SERVES, recommend  # noqa: E402
+from zoo.ranking import recommend  # noqa: E402
+from zoo.recommender import SERVES  # noqa: E402
 from zoo.registry import Registry  # noqa: E402
 
 TASKS = ROOT / "benchmarks" / "tasks" / "descriptions.yaml"
@@ -529,7 +530,7 @@ def cold_cli(runs: int = 5) -> dict:
     code = (
         "import time; t0=time.perf_counter()\n"
         "import numpy, onnxruntime, tokenizers; t1=time.perf_counter()\n"
-        "from zoo.recommender import load_state, recommend; t2=time.perf_counter()\n"
+        "from zoo.recommender import load_state; from zoo.ranking import recommend; t2=time.perf_counter()\n"
         "s=load_state(); t3=time.perf_counter()\n"
         "recommend('detect pneumonia in chest X-rays', top_k=5); t4=time.perf_counter()\n"
         "print(t1-t0, t2-t1, t3-t2, t4-t3)"

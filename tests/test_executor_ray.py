@@ -53,7 +53,7 @@ def cache(use_cache):
 
 
 def _recommend(data, executor: str | None):
-    from zoo.recommender import recommend
+    from zoo.ranking import recommend
 
     return recommend(TASK, data=data, candidates=FOUR, executor=executor)
 
@@ -105,7 +105,7 @@ def test_a_corrupt_checkpoint_is_reported_and_the_others_finish(cluster, digits_
     assert bad["error"] and f"{broken} could not be loaded or run" in bad["error"] and "ZOO_DEBUG" in bad["error"]
     assert good["error"] is None and 0 <= good["scores"]["knn"] <= 1
     # recommend --data reports it in not_scored with the same reason
-    from zoo.recommender import recommend
+    from zoo.ranking import recommend
 
     rec = recommend(TASK, data=digits_folder, candidates=[broken, "local:cifar_resnet20.c10"], executor="ray")
     assert [c.id for c in rec.candidates] == ["local:cifar_resnet20.c10"]

@@ -16,7 +16,7 @@ _LAZY = {
     "stats": "zoo.api",
     "index": "zoo.api",
     "open_registry": "zoo.api",
-    "recommend": "zoo.recommender",
+    "recommend": "zoo.ranking",
     "explain": "zoo.recommender",
     "Recommendation": "zoo.recommender",
     "fetch": "zoo.fetching",

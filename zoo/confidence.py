@@ -62,6 +62,7 @@ class RankingConfidence:
     scorers: list[str] = field(default_factory=list)  # the scorers recomputed and fused on every resample
     seconds: float = 0.0
     rule: str = ""  # the tie rule, in words
+    probe_note: str = ""  # with tied leaders: whether they were probed and what decided (zoo.data_rank)
 
     @property
     def is_tied(self) -> bool:

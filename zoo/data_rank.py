@@ -158,6 +158,7 @@ def rank_with_data(
     the extra ``Recommendation`` fields. ``train_size`` caps image models' input size for the scoring:
     features at the resolution the user will fine-tune at, not the model's native one."""
     from zoo import fusion
+    from zoo.model_size import comparable_size
     from zoo.scoring import DEFAULT_SCORES, score_sample
 
     if score_top < 1:
@@ -166,6 +167,9 @@ def rank_with_data(
     chosen, not_scored = select(scored, explicit=explicit, group=group, score_top=score_top)
     if sample.task == "unlabelled":
         return _rank_by_shift(chosen, not_scored, sample, device=device, progress=progress)
+    # LEEP/NCE join the fusion (fusion.FUSE_SOURCE_HEAD_SCORES) only where every candidate may have a source head
+    heads = _source_head_scores(chosen) if fused_scores is None else []
+    names += [h for h in heads if h not in names]
     report = score_sample(sample, [at_train_size(c.record, train_size) for c in chosen], names, device=device,
                           on_plan=on_plan, progress_bars=progress, executor=executor)
     by_id = {m.id: m for m in report.models}
@@ -181,14 +185,17 @@ def rank_with_data(
         cand.weights_commit = m.weights_commit
         cand.download_bytes, cand.download_seconds = m.download_bytes, m.download_seconds
         cand.extract_seconds = m.extract_seconds
+        cand.data_not_informative = {**m.skipped, **m.not_informative}
         measured.append(cand)
     for plan in report.plan:
         if plan.warnings and plan.id in {c.id for c in measured}:
             next(c for c in measured if c.id == plan.id).data_warnings = list(plan.warnings)
-    fused_names = [n for n in (fused_scores or fusion.FUSED_SCORES) if n in names] or names
+    fused_names = ([n for n in (fused_scores or fusion.FUSED_SCORES) if n in names] or names) + \
+        [h for h in heads if h not in (fused_scores or fusion.FUSED_SCORES)]
     weight = fusion.DATA_WEIGHT if data_weight is None else float(data_weight)
     data_comp = fusion.data_component({c.id: c.data_scores for c in measured}, fused_names)
-    size = fusion.size_component({c.id: c.record.params for c in measured})
+    sizes = {c.id: comparable_size(c.record, fusion.SIZE_BASIS) for c in measured}
+    size = fusion.size_component({m: n for m, (n, _) in sizes.items()})
     size_w = fusion.SIZE_WEIGHT if size_weight is None else float(size_weight)
     final = fusion.fuse_scores({c.id: c.score for c in measured}, data_comp, weight, size, size_w)
     for cand in measured:
@@ -197,10 +204,102 @@ def rank_with_data(
         cand.score = final[cand.id]
     measured.sort(key=lambda c: (-c.score, c.id))
     keep = 1 - size_w
+    per_model = {c.id: c.data_scores for c in measured}
+    used = fusion.fusable(per_model, fused_names)
+    # a fused scorer that some candidate lacks is not fused at all (zoo.fusion.fusable): say for which and why
+    not_fused = {s: next((f"{c.id}: {c.data_not_informative[s]}" for c in measured if s in c.data_not_informative),
+                         "no value for some candidate") for s in fused_names if s not in used and measured}
     extra = {"data": data_summary(sample), "scores": names, "not_scored": not_scored,
              "fusion": {"description": keep * (1 - weight), "data": keep * weight, "size_prior": size_w,
-                        "fused_scores": fused_names, "train_size": train_size}}
+                        "fused_scores": used if measured else fused_names, "not_fused": not_fused,
+                        "size_basis": fusion.SIZE_BASIS, "sizes": {m: list(v) for m, v in sizes.items()},
+                        "train_size": train_size}}
     return measured, extra
+
+
+def _source_head_scores(chosen: Sequence[Any]) -> list[str]:
+    """``fusion.SOURCE_HEAD_SCORES`` when they are to be fused and no candidate is known to lack a source head
+    (a timm checkpoint is known only once loaded: the fusion then drops them if one turns out headless)."""
+    from zoo import fusion
+    from zoo.source_heads import source_head_status
+
+    if not fusion.FUSE_SOURCE_HEAD_SCORES or not chosen:
+        return []
+    if any(source_head_status(c.record).has_head is False for c in chosen):
+        return []
+    return list(fusion.SOURCE_HEAD_SCORES)
+
+
+# When the leaders are tied and no --probe-top was asked, the tied leaders are linear-probed if the estimate
+# fits this many seconds (--probe-budget): a minute of probing to settle what the estimates cannot.
+PROBE_BUDGET_SECONDS = 60.0
+
+
+def ranking_confidence(rec: Any, measured: Sequence[Any], sample: Any, *, train_size: int | None,
+                       device: str) -> Any:
+    """:func:`zoo.confidence.bootstrap_ranking` over the measured candidates, from their cached features (read
+    back from the feature cache; nothing is extracted again). None when it does not apply (no labels, fewer
+    than two candidates, regression) or the features are no longer cached."""
+    from zoo.confidence import bootstrap_ranking
+
+    if sample.task != "classification" or len(measured) < 2 or rec.fusion is None:
+        return None
+    feats, probs = {}, {}
+    for c in measured:
+        got = _cached(at_train_size(c.record, train_size), sample)
+        if got is None:
+            return None
+        feats[c.id], probs[c.id] = got
+    fusion_info = rec.fusion
+    keep = 1 - fusion_info["size_prior"]
+    weight = fusion_info["data"] / keep if keep > 0 else 0.0
+    return bootstrap_ranking(
+        feats, sample.labels, description={c.id: c.components["description"] for c in measured},
+        size={c.id: c.components["size_prior"] for c in measured}, scorers=fusion_info["fused_scores"],
+        source_probs=probs if all(p is not None for p in probs.values()) else None, weight=weight,
+        size_weight=fusion_info["size_prior"], full_scores={c.id: c.data_scores for c in measured})
+
+
+def _cached(record: Any, sample: Any) -> tuple[Any, Any] | None:
+    """The cached ``(features, source probabilities or None)`` of ``record`` on ``sample``, or None."""
+    from zoo.errors import ZooError
+    from zoo.features import _read, feature_key
+
+    try:
+        got = _read(feature_key(record, sample), len(sample))
+    except ZooError:
+        return None
+    return None if got is None else (got[0], got[2])
+
+
+def probe_tied_leaders(rec: Any, *, budget: float | None, max_samples: int, text_column: str, label_column: str,
+                       device: str, db: str | Path | None, executor: str | None = None) -> None:
+    """The leaders are tied (``rec.confidence.tied``): linear-probe the top pick and the tied candidates (the
+    ranking's first places down to the last tied one) when the estimate fits ``budget`` seconds, and let the
+    measured accuracy order them (:func:`probe_top`). Either way ``rec.probe_summary["reason"]`` (or, when not
+    probed, ``rec.confidence.probe_note``) says what was done and why."""
+    from zoo.estimates import probe_seconds
+
+    conf = rec.confidence
+    budget = PROBE_BUDGET_SECONDS if budget is None else float(budget)
+    ids = [c.id for c in rec.candidates]
+    tied = [t for t in conf.tied if t in ids]
+    if not tied:
+        return
+    k = max(ids.index(t) for t in tied) + 1
+    n, classes = rec.data["n"], len(rec.data["classes"])
+    est = sum(probe_seconds(n, c.record.feature_dim or 768, classes) for c in rec.candidates[:k])
+    if budget <= 0 or est > budget:
+        conf.probe_note = (f"the tied leaders were not probed: about {est:.0f} s estimated, over --probe-budget "
+                           f"{budget:g} s" if budget > 0 else "the tied leaders were not probed (--probe-budget 0)")
+        return
+    probe_top(rec, k, max_samples=max_samples, text_column=text_column, label_column=label_column, device=device,
+              db=db, executor=executor)
+    if rec.probe_summary is not None:
+        best = rec.candidates[0].id
+        conf.probe_note = (f"tied leaders probed ({k} candidates, about {est:.0f} s estimated, within --probe-budget "
+                           f"{budget:g} s): the measured probe accuracy decides among them, so {best} is the pick")
+        rec.probe_summary["reason"] = conf.probe_note
 
 
 # Unlabelled data: the weight of the shift signal against the description. Not fitted: the ranking benchmark

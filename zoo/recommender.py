@@ -124,7 +124,9 @@ class Candidate:
     download_bytes: int = 0  # with data: fetched from the Hub for it by this call
     download_seconds: float = 0.0
     extract_seconds: float | None = None  # with data: the feature-extraction part of data_seconds
-    probe: Any = None  # zoo.probe.ProbeResult when the candidate was probed (--probe-top)
+    probe: Any = None  # zoo.probe.ProbeResult when the candidate was probed (--probe-top, or a tie)
+    # with data: scorer -> why it has no value for this candidate (not informative on the sample, no source head)
+    data_not_informative: dict[str, str] = field(default_factory=dict)
     plan: Any = None  # zoo.plan.TransferPlan for the top pick when data was given
 
     def load(self, num_classes: int | None = None, *, device: str = "auto", plan: bool = False,
@@ -181,7 +183,9 @@ class Recommendation:
       task; ``seconds``: wall time; ``grouped``: near-duplicates grouped.
     - With data: ``data`` (the sample's summary: source, hash, counts, skipped), ``scores`` (scorers computed),
       ``not_scored`` (id -> why a strong candidate could not be scored), ``fusion`` (how description, data and
-      size were mixed), ``probe_top`` and ``probe_summary`` (with a probe).
+      size were mixed), ``probe_top`` and ``probe_summary`` (with a probe), ``confidence``
+      (:class:`zoo.confidence.RankingConfidence`: the pick's share of first places over resamples of the
+      sample and the candidates tied with it; when tied leaders were probed, ``probe_summary["reason"]`` says so).
     - ``run_id``: the stored run's id once saved (``zoo runs``).
     """
 
@@ -207,6 +211,9 @@ class Recommendation:
     # How many candidates the final ranking is over: ``considered`` without data; with data, those measured
     # on it (a rank is "of" this many; zoo.statements.rank_phrase).
     ranked_among: int = 0
+    # With labelled data: how sure the ranking is (zoo.confidence.RankingConfidence: how often the pick stays
+    # first when the sample is resampled, and the candidates tied with it); None without data or when not measured.
+    confidence: Any = None
 
     @property
     def best(self) -> Candidate:
@@ -550,73 +557,88 @@ def group_key(rec: ModelRecord) -> str:
 # ---------------------------------------------------------------------------------------------
 # The API
 
-def recommend(
+def check_task(task: str) -> None:
+    if not task or not any(ch.isalnum() for ch in task):
+        raise UsageError('Describe the task in words, e.g. zoo recommend "detect pneumonia in chest X-rays".')
+
+
+@dataclass
+class DescriptionRanking:
+    """The description-and-prior ranking of every candidate that passed the constraints, before any data.
+    :meth:`ordered` hands the candidates, best first, to a re-ranker (``zoo.data_rank``); :meth:`result`
+    makes the :class:`Recommendation` from it or from the re-ranked list."""
+
+    task: str
+    understanding: TaskUnderstanding
+    constraints: list[Constraint]
+    kept: list[ModelRecord]
+    empty_reason: str | None
+    weights: dict[str, float]
+    embed_model: str
+    explicit: bool  # a shortlist (candidates=) was given: it is ranked whole
+    cols: RecordColumns
+    mat: np.ndarray
+    fused: np.ndarray
+    order: np.ndarray
+
+    def candidate(self, i: int) -> Candidate:
+        comp = dict(zip(COMPONENTS, map(float, self.mat[i]), strict=True))
+        return Candidate(id=self.kept[i].id, score=float(self.fused[i]), components=comp, record=self.kept[i])
+
+    def ordered(self) -> list[Candidate]:
+        """Every candidate, best description score first."""
+        return [self.candidate(i) for i in self.order]
+
+    def result(self, *, group: bool, top_k: int, t0: float, scored: list[Candidate] | None = None,
+               extra: dict[str, Any] | None = None) -> Recommendation:
+        """The recommendation: this ranking, or ``scored`` (a re-ranked subset of :meth:`ordered`, every one
+        measured: the ranking is over them) with the ``extra`` fields of the re-ranker."""
+        order, kept = self.order, self.kept
+        if scored is not None:
+            keys = np.array([group_key(c.record) if group else c.id for c in scored], dtype=str)
+            out = _group_ranked(np.unique(keys, return_inverse=True)[1], len(scored), scored.__getitem__,
+                                lambda pos: scored[pos].id)
+        else:
+            # Candidates are built only for the groups shown; the rest of the ranking only adds variants.
+            out = _group_ranked(self.cols.group[order] if group else np.arange(len(order)),
+                                len(order) if self.explicit else top_k,
+                                lambda pos: self.candidate(order[pos]), lambda pos: kept[order[pos]].id)
+        top = out if self.explicit else out[:top_k]  # a shortlist is ranked whole
+        for i, c in enumerate(top, 1):
+            c.rank = i
+            c.reason = reason_for(c.record, c.components, self.understanding)
+        return Recommendation(
+            task=self.task, understanding=self.understanding, constraints=self.constraints, candidates=top,
+            considered=len(kept), excluded_unknown=sum(c.excluded_unknown for c in self.constraints),
+            empty_reason=self.empty_reason, weights=dict(self.weights), embed_model=self.embed_model,
+            seconds=time.perf_counter() - t0, grouped=group,
+            ranked_among=len(scored) if scored is not None else len(kept), **(extra or {}),
+        )
+
+
+def rank_description(
     task: str,
-    data: str | Path | None = None,
     *,
     candidates: str | Iterable[str] | None = None,
     modality: str | None = None,
+    modality_source: str = "given",
     license_classes: Sequence[str] | None = None,
     max_params: int | None = None,
     max_latency_ms: float | None = None,
     max_input_size: int | None = None,
     available: bool = False,
     allow_unknown: bool = False,
-    group: bool = True,
     top_k: int = 10,
     db: str | Path | None = None,
     embed_model: str | None = None,
     weights: dict[str, float] | None = None,
-    scores: Sequence[str] | None = None,
-    max_samples: int = 300,
-    score_top: int = 10,
-    text_column: str = "text",
-    label_column: str = "label",
-    device: str = "auto",
-    data_weight: float | None = None,
-    size_weight: float | None = None,
-    fused_scores: Sequence[str] | None = None,
-    probe_top: int = 0,
-    train_size: int | None = None,
-    progress: bool = False,
-    on_plan: Any = None,
-    fetch: bool | Any = True,
-    max_download: str | int | None = None,
-    allow_pickle: bool = False,
-    executor: str | None = None,
-) -> Recommendation:
-    """Rank registry models for ``task``; see the module docstring for the components.
-
-    With ``data``, candidates whose weights are not on this machine are fetched from the Hub before they
-    are scored (``fetch=False``: only those on disk), within ``max_download`` for the whole call (default
-    ``ZOO_MAX_DOWNLOAD`` or 10 GB); one that cannot be fetched is listed in ``not_scored`` with the reason.
-    ``executor="ray"`` scores (and probes) each candidate in a Ray task (:mod:`zoo.executor`; default
-    ``ZOO_EXECUTOR`` or ``"local"``)."""
-    import contextlib
-
+) -> DescriptionRanking:
+    """Understand ``task``, apply the hard constraints and score every remaining candidate on the
+    description and the priors (module docstring). ``modality_source``: ``"given"`` (by the caller) or
+    ``"data"`` (read from a sample by the caller)."""
     from zoo import vocab
 
-    t0 = time.perf_counter()
-    if not task or not any(ch.isalnum() for ch in task):
-        raise UsageError('Describe the task in words, e.g. zoo recommend "detect pneumonia in chest X-rays".')
-    if probe_top and data is None:
-        raise UsageError("--probe-top needs --data: the probe trains on your labelled sample.")
-    if probe_top < 0:
-        raise UsageError("probe_top must be 0 (no probe) or more.")
-    if data is not None:
-        from zoo.executor import resolve_executor
-
-        executor = resolve_executor(executor)  # a missing extra is said before any data is read
-    sample = None
-    modality_source = "given"  # a fixed modality: passed by the caller, or set below by the data
-    if data is not None:
-        from zoo.data_rank import load_checked_sample
-
-        if modality is None:
-            modality_source = "data"
-        sample, modality = load_checked_sample(
-            data, scores, modality=modality, max_samples=max_samples, text_column=text_column,
-            label_column=label_column)
+    check_task(task)
     if modality is not None and modality not in vocab.MODALITIES:
         raise UsageError(f"Unknown modality {modality!r}; use one of {', '.join(vocab.MODALITIES)}.")
     for c in license_classes or ():
@@ -655,63 +677,16 @@ def recommend(
         mat = component_matrix(cols, cosines, und, max_params=max_params)
         fused = mat[:, [COMPONENTS.index(name) for name in weights]] @ np.array(list(weights.values()), dtype=float)
         order = np.lexsort((cols.ids, -fused, np.isin(cols.modality, FALLBACK.get(und.modality, ()))))
+    return DescriptionRanking(task=task, understanding=und, constraints=applied, kept=kept, empty_reason=empty_reason,
+                              weights=dict(weights), embed_model=state.embedder.model_id, explicit=ids is not None,
+                              cols=cols, mat=mat, fused=fused, order=order)
 
-    def candidate(i: int) -> Candidate:
-        comp = dict(zip(COMPONENTS, map(float, mat[i]), strict=True))
-        return Candidate(id=kept[i].id, score=float(fused[i]), components=comp, record=kept[i])
 
-    extra: dict[str, Any] = {}
-    ranked_among = len(kept)
-    with contextlib.ExitStack() as stack:
-        if sample is not None:
-            from zoo.data_rank import rank_with_data
-            from zoo.fetching import FetchPolicy, using
-
-            policy = FetchPolicy.make(fetch, max_download=max_download, allow_pickle=allow_pickle, progress=progress)
-            stack.enter_context(using(policy))  # scoring, probing and the plan fetch under one budget
-
-            scored, extra = rank_with_data(
-                [candidate(i) for i in order], sample, explicit=ids is not None, group=group, scores=scores,
-                score_top=score_top, device=device, data_weight=data_weight, size_weight=size_weight,
-                fused_scores=fused_scores,
-                progress=progress, on_plan=on_plan, train_size=train_size, executor=executor)
-            ranked_among = len(scored)  # only the candidates measured on the data are ranked
-            keys = np.array([group_key(c.record) if group else c.id for c in scored], dtype=str)
-            out = _group_ranked(np.unique(keys, return_inverse=True)[1], len(scored), scored.__getitem__,
-                                lambda pos: scored[pos].id)
-        else:
-            # Candidates are built only for the groups shown; the rest of the ranking only adds variants.
-            out = _group_ranked(cols.group[order] if group else np.arange(len(order)),
-                                len(order) if ids is not None else top_k,
-                                lambda pos: candidate(order[pos]), lambda pos: kept[order[pos]].id)
-        top = out if ids is not None else out[:top_k]  # a shortlist is ranked whole
-        for i, c in enumerate(top, 1):
-            c.rank = i
-            c.reason = reason_for(c.record, c.components, und)
-        result = Recommendation(
-            task=task, understanding=und, constraints=applied, candidates=top, considered=len(kept),
-            excluded_unknown=sum(c.excluded_unknown for c in applied), empty_reason=empty_reason, weights=dict(weights),
-            embed_model=state.embedder.model_id, seconds=time.perf_counter() - t0, grouped=group,
-            ranked_among=ranked_among, **extra,
-        )
-        if probe_top:
-            from zoo.data_rank import probe_top as run_probe
-
-            run_probe(result, probe_top, max_samples=max_samples, text_column=text_column, label_column=label_column,
-                      device=device, db=db, executor=executor)
-            result.seconds = time.perf_counter() - t0
-        if sample is not None and result.candidates and sample.task in ("classification", "multilabel"):
-            from zoo.errors import ZooError
-            from zoo.plan import plan_for_sample
-
-            best = result.candidates[0]
-            try:
-                best.plan = plan_for_sample(best.record, sample, candidates=result.candidates, probe=best.probe,
-                                            device=device)
-            except ZooError as e:  # a plan that cannot be made must not cost the ranking
-                best.data_warnings.append(f"no transfer plan: {e}")
-            result.seconds = time.perf_counter() - t0
-    return result
+def recommend_description(task: str, *, group: bool = True, top_k: int = 10, **options: Any) -> Recommendation:
+    """The recommendation from the description and the priors alone (``zoo.recommend`` without data);
+    ``options`` are :func:`rank_description`'s."""
+    t0 = time.perf_counter()
+    return rank_description(task, top_k=top_k, **options).result(group=group, top_k=top_k, t0=t0)
 
 
 def _name_unknown_in_domain(state: _State, q: np.ndarray, pool: Sequence[ModelRecord], failed: dict[str, str],
@@ -770,7 +745,7 @@ def _understand(state: _State, task: str, q: np.ndarray, pool: Sequence[ModelRec
 
 def explain(model_id: str, task: str, **options: Any) -> tuple[Candidate, Recommendation]:
     """Why (not) this model: its components next to the top pick's, and the constraint it failed."""
-    rec = recommend(task, **{**options, "top_k": 1})
+    rec = recommend_description(task, **{**options, "top_k": 1})
     state = load_state(options.get("db"), embed_model=options.get("embed_model"))
     target = state.registry.get(model_id)
     # Components are relative to the candidate set: score the target inside the constrained pool.

@@ -131,6 +131,8 @@ class StoredRun:
     not_scored: dict[str, str] = field(default_factory=dict)
     probe_top: int = 0
     fusion: dict[str, Any] | None = None  # with data: {"description": 1 - w, "data": w, "fused_scores": [...]}
+    # with labelled data: zoo.confidence.RankingConfidence as a dict (top, stays_first, tied, n_boot, probe_note...)
+    confidence: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=dict)  # zoo, registry, python, platform, libraries
     format: int = FORMAT
 
@@ -212,7 +214,8 @@ class StoredRun:
             excluded_unknown=rec.excluded_unknown, empty_reason=rec.empty_reason,
             weights=dict(rec.weights), embed_model=rec.embed_model, seconds=float(rec.seconds), grouped=rec.grouped,
             data=data, scores=list(rec.scores), not_scored=dict(rec.not_scored), probe_top=int(rec.probe_top or 0),
-            fusion=jsonable(getattr(rec, "fusion", None)), versions=environment_versions(registry_version),
+            fusion=jsonable(getattr(rec, "fusion", None)), confidence=jsonable(getattr(rec, "confidence", None)),
+            versions=environment_versions(registry_version),
         )
 
 

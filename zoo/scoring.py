@@ -39,6 +39,9 @@ class ModelScore:
     download_bytes: int = 0  # fetched for this model by this run
     download_seconds: float = 0.0
     skipped: dict[str, str] = field(default_factory=dict)  # scorer -> why it does not apply (LEEP without a head)
+    # scorer -> why its value would say nothing on this sample (zoo.scores.regime: H-score with n <= d + 1, ...);
+    # such a scorer is not computed, so it is neither shown as a number nor fused
+    not_informative: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -250,7 +253,10 @@ def measure(rec: Any, sample: Any, fns: dict[str, Any], policy: Any, *, device: 
     values: dict[str, float] = {}
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    noinf = _not_informative(fns, feats.features.shape, sample.labels)
     for name, fn in fns.items():
+        if name in noinf:
+            continue
         kw: dict[str, Any] = {}
         if getattr(fn, "requires_source_probs", False):
             if feats.source_probs is None:  # no source head (a text encoder...): LEEP/NCE do not apply
@@ -261,10 +267,23 @@ def measure(rec: Any, sample: Any, fns: dict[str, Any], policy: Any, *, device: 
         values[name] = float(fn(feats.features, sample.labels, **kw))
         timings[name] = time.perf_counter() - t
     return ModelScore(rec.id, values, feats.features.shape[0], feats.features.shape[1], feats.seconds, timings,
-                      feats.cached, feats.device, skipped=skipped,
+                      feats.cached, feats.device, skipped=skipped, not_informative=noinf,
                       weights_commit=got.commit if got is not None else None,
                       download_bytes=got.bytes if got is not None else 0,
                       download_seconds=got.seconds if got is not None and got.bytes else 0.0), feats, got
+
+
+def _not_informative(fns: dict[str, Any], shape: tuple[int, ...], labels: Any) -> dict[str, str]:
+    """Scorer -> why it is not informative for features of ``shape`` on these labels (zoo.scores.regime)."""
+    import numpy as np
+
+    from zoo.scores.regime import not_informative
+
+    y = np.asarray(labels)
+    if y.dtype.kind == "f":  # regression targets: the regimes are about classes
+        return {}
+    counts = np.unique(y, return_counts=True)[1]
+    return {name: why for name in fns if (why := not_informative(name, int(shape[0]), int(shape[1]), counts))}
 
 
 def measure_on_worker(names: Sequence[str], device: str, needs_src: bool, rec: Any, sample: Any,

@@ -72,6 +72,9 @@ def data_options(f):
         click.option("--probe-top", type=click.IntRange(min=0), default=0, show_default=True,
                      help="With --data: linear-probe the top K (5-fold, on the cached features) and re-rank them "
                           "by probe accuracy."),
+        click.option("--probe-budget", type=click.FloatRange(min=0), default=None,
+                     help="With --data and no --probe-top: when the leaders are statistically tied, probe them if "
+                          "the estimate fits this many seconds (default 60; 0: never)."),
         opt.fetch_options,
         opt.executor_option,
     ]):
@@ -86,7 +89,8 @@ def _data_kwargs(kw: dict) -> dict:
             "scores": [s.strip() for s in kw["scores"].split(",") if s.strip()] if kw["scores"] else None,
             "text_column": kw["text_column"], "label_column": kw["label_column"], "device": kw["device"],
             "probe_top": kw["probe_top"], "train_size": kw["train_size"], "fetch": not kw["no_fetch"],
-            "max_download": kw["max_download"], "allow_pickle": kw["allow_pickle"], "executor": kw["executor"]}
+            "max_download": kw["max_download"], "allow_pickle": kw["allow_pickle"], "executor": kw["executor"],
+            "probe_budget": kw["probe_budget"]}
 
 
 @click.command()
@@ -109,7 +113,7 @@ def recommend(task, top_k, no_group, report_dir, as_json, **kw) -> None:
       zoo recommend "classify product photos" --candidates timm:resnet50.a1_in1k,timm:convnext_tiny.fb_in1k
       zoo recommend "classify handwritten digits" --data ./digits --score-top 5
     """
-    from zoo.recommender import recommend as run
+    from zoo.ranking import recommend as run
 
     data_kw = _data_kwargs(kw)
     if kw["probe_top"] and not kw["data"]:
@@ -183,13 +187,32 @@ def _echo_not_scored(rec, shown: int = 12) -> None:
         click.echo(f"  … and {len(items) - shown} more (--json lists every one with its reason).")
 
 
+def confidence_lines(rec) -> list[str]:
+    """The ranking's confidence (zoo.confidence), the scorers left out of the fusion and why, in words."""
+    out = []
+    conf = rec.confidence
+    if conf is not None:
+        out.append(f"\nConfidence: {conf.sentence()}")
+        out.append(f"  ({conf.rule}; {', '.join(conf.scorers) or 'no scorer'} recomputed on each half-sample of "
+                   f"your rows, {conf.seconds:.1f} s)")
+        if conf.tied:
+            out.append(f"  The leaders are tied: the scores cannot tell {conf.top} and {', '.join(conf.tied)} apart "
+                       "on this sample.")
+        if conf.probe_note:
+            out.append(f"  {conf.probe_note[0].upper()}{conf.probe_note[1:]}.")
+    for s, why in ((rec.fusion or {}).get("not_fused") or {}).items():
+        out.append(f"Not fused: {s} ({why}).")
+    return out
+
+
 def _echo_data_table(rec) -> None:
     from zoo.statements import order_note, scope_sentence
 
     names = rec.scores
     rows = [
         [c.rank, c.id, f"{c.score:.3f}", f"{c.components['description']:.2f}", f"{c.components['data']:.2f}",
-         *(f"{c.data_scores[n]:.3g}" if n in c.data_scores else "-" for n in names),
+         *(f"{c.data_scores[n]:.3g}" if n in c.data_scores else "n/i" if n in c.data_not_informative else "-"
+           for n in names),
          f"{c.data_seconds:.1f}", "yes" if c.data_cached else "no", fmt_params(c.record.params),
          f"+{len(c.variants)}" if c.variants else ""]
         for c in rec.candidates
@@ -210,6 +233,8 @@ def _echo_data_table(rec) -> None:
         click.echo(f"{c.rank}. {c.id}: {c.reason}")
         for w in c.data_warnings:
             click.echo(f"   warning: {w}")
+    for line in confidence_lines(rec):
+        click.echo(line)
     if rec.probe_summary:
         ps = rec.probe_summary
         tied = ", ".join(ps["tied_with_best"]) or ps["best"]

@@ -47,12 +47,24 @@ def score(data, models, scores, max_samples, text_column, label_column, device, 
         if m.error:
             rows.append([m.id, *["-"] * len(rep.scores), "-", "-", m.error[:60]])
             continue
-        rows.append([m.id, *(f"{m.scores[s]:.3f}" for s in rep.scores), f"{m.extract_seconds:.1f}",
+        rows.append([m.id, *(_cell(m, s) for s in rep.scores), f"{m.extract_seconds:.1f}",
                      "yes" if m.cached else "no", f"{m.feature_dim}-d on {m.device}"])
     click.echo(table(["model", *rep.scores, "extract s", "cached", "features"], rows, max_width=60))
+    notes = [f"{m.id}, {s}: {why}" for m in rep.models for s, why in {**m.skipped, **m.not_informative}.items()
+             if s in rep.scores]
+    if notes:
+        click.echo("\nNo value (n/i: not informative on this sample, n/a: does not apply):")
+        for line in notes:
+            click.echo(f"  {line}")
     click.echo(f"\n{rep.seconds:.1f} s in all. Scores are comparable across models for the same data and scorer; "
                "higher is better.")
 
 
 def register(group: click.Group) -> None:
     group.add_command(score)
+
+
+def _cell(m, s: str) -> str:
+    if s in m.scores:
+        return f"{m.scores[s]:.3f}"
+    return "n/i" if s in m.not_informative else "n/a"

@@ -285,6 +285,26 @@ class _Builder:
         return [Table(["label", "text"], rows, caption="Examples from the data")]
 
     # -- candidates ---------------------------------------------------------------------------
+    def _confidence(self) -> list[Any]:
+        """How sure the data-aware ranking is (zoo.confidence), as measured when it ran."""
+        conf = self.run.confidence
+        if not conf:
+            return []
+        n, asked = int(conf.get("n_boot") or 0), int(conf.get("n_boot_asked") or 0)
+        head = (f"**Confidence**: {conf['top']} stays first in {100 * float(conf['stays_first']):.0f} % of {n} "
+                f"resamples of your sample" + (f" ({asked} asked; capped to stay within seconds)" if asked > n else ""))
+        tied = list(conf.get("tied") or [])
+        text = head + (f"; tied with it: {', '.join(tied)}." if tied else "; no candidate is tied with it.")
+        blocks: list[Any] = [Para(text, "warn" if tied else "text")]
+        if tied:
+            blocks.append(Para(f"The leaders are tied: the scores cannot tell {conf['top']} and {', '.join(tied)} "
+                               "apart on this sample.", "warn"))
+        if conf.get("probe_note"):
+            blocks.append(Para(conf["probe_note"][0].upper() + conf["probe_note"][1:] + ".", "note"))
+        blocks.append(Para(f"({conf.get('rule', '')}; {', '.join(conf.get('scorers') or [])} recomputed on each "
+                           "half-sample of the rows; zoo.confidence.)", "note"))
+        return blocks
+
     def candidates(self) -> Section:
         run = self.run
         s = Section("Candidates", "candidates")
@@ -315,6 +335,9 @@ class _Builder:
                 "min-max scaled)"
                 + (f" + {float(fusion['size_prior']):g} x size prior (log parameter count, min-max scaled; "
                    "unknown size 0.5)" if fusion.get("size_prior") else "") + "."))
+            for name, why in (fusion.get("not_fused") or {}).items():
+                s.blocks.append(Para(f"Not fused: {name} ({why}).", "note"))
+        s.blocks.extend(self._confidence())
         s.blocks.append(Para("Reasons:"))
         s.blocks.append(Bullets([f"**{c.id}** (#{c.rank}): {c.reason or 'no particular reason recorded'}"
                                  + (f" (other tags: {', '.join(c.variants[:3])}"
