@@ -1,7 +1,7 @@
 """Scale-out on Ray (issue 21): the local executor against ``--executor ray`` in one run, Ray's overhead per
 task, and a planning table from a list-scheduling simulation fed with the measured per-candidate times.
 
-    python benchmarks/bench_ray.py                    # 8 candidates x 500 MNIST-5k images (~5 min on 2 cores)
+    python benchmarks/bench_ray.py                    # 8 candidates x 500 MNIST-5k images (~5-8 min on 2 cores)
     python benchmarks/bench_ray.py --n 96 --models local:cifar_resnet20.c10,local:cifar_resnet32.c10   # quick
     python benchmarks/bench_ray.py --json results/bench_ray.json
 
@@ -10,15 +10,16 @@ What one run does, in one process, on one machine:
 1. ``zoo score`` then ``zoo probe --force`` (the linear probe on the cached features) over the candidates with the
    local executor, from an empty feature cache: fetch (nothing: offline weights) -> extract -> score, then the
    probe. Per candidate: extraction, scoring and probe seconds as zoo reports them.
-2. The same two commands with ``executor="ray"`` on a fresh local Ray with ``--workers`` CPUs (one CPU per task,
-   so that many tasks at once), from an empty feature cache again. Cluster start, ``ray.put`` of the sample and
-   each task's seconds inside the worker are kept (zoo.executor.LAST_RUN).
+2. The same with ``ZOO_NUM_THREADS=1`` (one torch thread, as in a Ray task of one CPU); then with
+   ``executor="ray"`` on a fresh local Ray with ``--workers`` CPUs (one CPU per task, so that many tasks at once),
+   from an empty feature cache each time. Cluster start, ``ray.put`` of the sample and each task's seconds
+   inside the worker are kept (zoo.executor.LAST_RUN).
 3. Ray's overhead: a no-op task's round trip (mean of 50, one after another), each task's seconds inside the
    worker minus the work it reports (extraction + scoring, or the probe), and the idle share of the workers
    (1 - sum of task seconds / (workers x wall)).
 4. The planning table: the makespan of N candidates (each taking the measured time of candidate i mod 8, the
-   longest first onto the first free worker) on 1, 8 and 64 workers, from the CPU times as measured and from
-   GPU times = CPU times / a speed-up factor quoted from BENCHMARKS.md (assumed, not measured here: this
+   longest first onto the first free worker) on 1, 8 and 64 workers, from the CPU times measured inside the Ray
+   tasks and from GPU times = those / a speed-up factor quoted from BENCHMARKS.md (assumed, not measured here: this
    session had no GPU), Ray's per-task overhead and each worker's first-task start included.
 
 The machine is shared with other work: the load average is printed at the start and the end.
@@ -61,6 +62,12 @@ def _family(model_id: str) -> str:
     if "cifar" in model_id:
         return "small"
     return "224"
+
+
+def _threads() -> str:
+    from zoo.scores._base import cpu_threads
+
+    return str(cpu_threads())
 
 
 def _load() -> str:
@@ -167,7 +174,15 @@ def main() -> None:
 
     local = _round(data, ids, "local")
     print(f"local: score {local['score_wall']:.1f} s + probe {local['probe_wall']:.1f} s = {local['wall']:.1f} s "
-          f"(load {local['load_start']} -> {local['load_end']})", flush=True)
+          f"(load {local['load_start']} -> {local['load_end']}; torch threads: zoo's choice, "
+          f"{_threads()})", flush=True)
+    # The same with one torch thread, as each Ray task runs (its num_cpus=1): separates what the threads do on a
+    # loaded machine from what running two candidates at once does.
+    os.environ["ZOO_NUM_THREADS"] = "1"
+    local1 = _round(data, ids, "local")
+    del os.environ["ZOO_NUM_THREADS"]
+    print(f"local, 1 thread: score {local1['score_wall']:.1f} s + probe {local1['probe_wall']:.1f} s = "
+          f"{local1['wall']:.1f} s (load {local1['load_start']} -> {local1['load_end']})", flush=True)
 
     import ray
 
@@ -180,8 +195,9 @@ def main() -> None:
     print(f"ray ({args.workers} workers): score {remote['score_wall']:.1f} s + probe {remote['probe_wall']:.1f} s = "
           f"{remote['wall']:.1f} s (load {remote['load_start']} -> {remote['load_end']}); cluster start "
           f"{init_s:.1f} s (not in the wall time)", flush=True)
-    print(f"speed-up: {local['wall'] / remote['wall']:.2f}x (score {local['score_wall'] / remote['score_wall']:.2f}x, "
-          f"probe {local['probe_wall'] / remote['probe_wall']:.2f}x)")
+    for name, base in (("local", local), ("local, 1 thread", local1)):
+        print(f"speed-up of ray over {name}: {base['wall'] / remote['wall']:.2f}x (score "
+              f"{base['score_wall'] / remote['score_wall']:.2f}x, probe {base['probe_wall'] / remote['probe_wall']:.2f}x)")
 
     # Per candidate and Ray's overhead
     print("\n| candidate | local extract | local score | local probe | ray task (score) | of it: extract+score | "
@@ -215,11 +231,12 @@ def main() -> None:
     ok = [m for m in ids if not local["models"][m]["error"]]
     per_task_over = max(0.0, mean(over_score)) + rt  # one task: fetch -> extract -> score -> probe
     startup = max(over_score + over_probe, default=0.0)  # a worker's first task: imports
-    # CPU: the times inside the Ray tasks (one core each, as a worker of 1 CPU); GPU: the local run's times (2
-    # threads, the basis of the quoted speed-ups) divided by them.
-    cpu = [remote["models"][m]["extract"] + remote["models"][m]["score"] + remote["models"][m]["probe"] for m in ok]
-    gpu = [local["models"][m]["extract"] / GPU_EXTRACT[_family(m)] + local["models"][m]["score"]
-           + local["models"][m]["probe"] / GPU_PROBE for m in ok]
+    # CPU: the times inside the Ray tasks (one core each, as a worker of 1 CPU; less disturbed by the machine's
+    # other load than 2 threads are). GPU: the same times divided by the quoted speed-ups, which were measured
+    # against 2-core figures: against 1 core they would be larger, so these GPU times lean high.
+    r = remote["models"]
+    cpu = [r[m]["extract"] + r[m]["score"] + r[m]["probe"] for m in ok]
+    gpu = [r[m]["extract"] / GPU_EXTRACT[_family(m)] + r[m]["score"] + r[m]["probe"] / GPU_PROBE for m in ok]
     table = {}
     print(f"\nPlanning table (makespan; candidate i takes the measured time of candidate i mod {len(ok)}; LPT list "
           f"scheduling; + {per_task_over:.2f} s Ray overhead per task, + {startup:.1f} s per worker's first task):")
@@ -235,7 +252,7 @@ def main() -> None:
     print(f"\nload at the end: {_load()}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"local": local, "ray": remote, "init_seconds": init_s,
+        Path(args.json).write_text(json.dumps({"local": local, "local_1_thread": local1, "ray": remote, "init_seconds": init_s,
                                                "noop_round_trip": rt, "table": table}, indent=1, default=str))
     shutil.rmtree(work, ignore_errors=True)
 

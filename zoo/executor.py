@@ -177,6 +177,7 @@ def _ship(sample: Any, files: bool) -> _Shipped:
     if not files or sample.modality != "image":
         return _Shipped(sample)
     import copy
+    import hashlib
 
     root = os.path.abspath(sample.source)
     rel = [os.path.relpath(str(p), root) for p in sample.items]
@@ -186,7 +187,8 @@ def _ship(sample: Any, files: bool) -> _Shipped:
             blobs[r] = f.read()
     light = copy.copy(sample)
     light.items = rel
-    return _Shipped(light, blobs, f"{sample.content_hash}-{len(rel)}")
+    names = hashlib.sha256("\0".join(rel).encode()).hexdigest()[:12]  # same content under other names: another folder
+    return _Shipped(light, blobs, f"{sample.content_hash}-{names}")
 
 
 def _materialize(shipped: _Shipped, same_node: bool) -> Any:
