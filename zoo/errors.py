@@ -63,7 +63,7 @@ class IdCollision(ZooError):
 
 
 class DatabaseError(ZooError):
-    """A database could not be read or written; built by ``zoo.registry.translate_sqlite_error`` only."""
+    """A database could not be read or written; built by ``zoo.connection.translate_sqlite_error`` only."""
 
 
 class DatabaseLocked(DatabaseError):

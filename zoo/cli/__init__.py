@@ -50,7 +50,7 @@ class ZooGroup(click.Group):
             if debugging():
                 raise
             from zoo.config import user_db_path
-            from zoo.registry import translate_sqlite_error
+            from zoo.connection import translate_sqlite_error
 
             err = translate_sqlite_error(e, ctx.meta.get("zoo.db") or user_db_path())
             click.secho(f"Error: {err}", fg="red", err=True)
