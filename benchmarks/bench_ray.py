@@ -201,8 +201,8 @@ def main() -> None:
 
     # Per candidate and Ray's overhead
     print("\n| candidate | local extract | local score | local probe | ray task (score) | of it: extract+score | "
-          "ray task (probe) | of it: probe | same scores |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "ray task (probe) | of it: probe | scores as local (1e-6) | bit-identical to 1-thread local |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     over_score, over_probe = [], []
     for mid in ids:
         a, b = local["models"][mid], remote["models"][mid]
@@ -214,8 +214,10 @@ def main() -> None:
         over_score.append(ts - ws)
         over_probe.append(tp - wp)
         same = all(abs(a["scores"][k] - b["scores"][k]) <= 1e-6 * max(1.0, abs(a["scores"][k])) for k in a["scores"])
+        one = local1["models"][mid]
+        exact = one["scores"] == b["scores"] and one["accuracy"] == b["accuracy"]
         print(f"| {mid} | {a['extract']:.2f} | {a['score']:.2f} | {a['probe']:.2f} | {ts:.2f} | {ws:.2f} | {tp:.2f} | "
-              f"{wp:.2f} | {'yes' if same else 'no'} |")
+              f"{wp:.2f} | {'yes' if same else 'no'} | {'yes' if exact else 'no'} |")
     idle = {}
     for phase in ("score_ray", "probe_ray"):
         st = remote[phase]
