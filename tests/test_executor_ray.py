@@ -196,6 +196,15 @@ def test_sigint_to_recommend_stores_no_run_and_joins_the_cluster_at_ray_address(
                 assert con.execute("select count(*) from runs").fetchone()[0] == 0
 
 
+def test_a_relative_data_path_is_found_by_the_workers(cluster, digits_folder, monkeypatch):
+    """The workers' current folder is not the command's: the sample's paths travel absolute."""
+    from zoo.scoring import score
+
+    monkeypatch.chdir(digits_folder.parent)
+    rep = score(digits_folder.name, ["local:cifar_resnet20.c10"], scores=["knn"], executor="ray")
+    assert rep.models[0].error is None and 0 <= rep.models[0].scores["knn"] <= 1
+
+
 def test_sample_shipped_to_another_node_keeps_the_cache_key(digits_folder):
     """On a multi-node cluster the image files travel in the object store and are written once per node; the
     features' cache key (and so the driver's cache) is the same as from the driver's folder."""

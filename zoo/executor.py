@@ -110,6 +110,7 @@ class _Shipped:
     sample: Any
     files: dict[str, bytes] | None = None
     ship_key: str = ""
+    root: str = ""  # the image folder on the driver's machine, absolute
 
 
 @dataclass
@@ -173,13 +174,17 @@ def _off_node(env: dict[str, str]) -> dict[str, str]:
 
 def _ship(sample: Any, files: bool) -> _Shipped:
     """The sample for the object store; with ``files``, an image folder's bytes too (other nodes cannot read
-    the driver's disk)."""
-    if not files or sample.modality != "image":
-        return _Shipped(sample)
+    the driver's disk). Paths are made absolute: a worker's current folder is not the driver's."""
     import copy
     import hashlib
 
+    if sample.modality != "image":
+        return _Shipped(sample)
     root = os.path.abspath(sample.source)
+    if not files:
+        here = copy.copy(sample)
+        here.source, here.items = root, [os.path.abspath(str(p)) for p in sample.items]
+        return _Shipped(here, root=root)
     rel = [os.path.relpath(str(p), root) for p in sample.items]
     blobs = {}
     for path, r in zip(sample.items, rel, strict=True):
@@ -188,7 +193,7 @@ def _ship(sample: Any, files: bool) -> _Shipped:
     light = copy.copy(sample)
     light.items = rel
     names = hashlib.sha256("\0".join(rel).encode()).hexdigest()[:12]  # same content under other names: another folder
-    return _Shipped(light, blobs, f"{sample.content_hash}-{names}")
+    return _Shipped(light, blobs, f"{sample.content_hash}-{names}", root)
 
 
 def _materialize(shipped: _Shipped, same_node: bool) -> Any:
@@ -203,8 +208,8 @@ def _materialize(shipped: _Shipped, same_node: bool) -> Any:
     if shipped.files is None:
         return sample
     out = copy.copy(sample)
-    if same_node and os.path.isdir(sample.source):
-        out.items = [os.path.join(os.path.abspath(sample.source), r) for r in sample.items]
+    if same_node and os.path.isdir(shipped.root):
+        out.source, out.items = shipped.root, [os.path.join(shipped.root, r) for r in sample.items]
         return out
     folder = Path(tempfile.gettempdir()) / "zoo-ray-samples" / shipped.ship_key
     if not (folder / ".complete").exists():
