@@ -103,3 +103,18 @@ def test_fusion_never_ranks_a_scorer_some_candidate_lacks():
     per_model = {"a": {"logme": 1.0, "leep": -1.0}, "b": {"logme": 0.0}}
     assert fusion.fusable(per_model, ["logme", "leep"]) == ["logme"]
     assert fusion.data_component(per_model, ["leep"]) == {"a": 0.5, "b": 0.5}
+
+
+def test_large_samples_use_rescaled_subsamples(monkeypatch):
+    import zoo.confidence as confidence
+
+    rng, y = _task(n_per_class=40)
+    feats = {"strong": _features(rng, y, 8, 3.0), "weak": _features(rng, y, 8, 1.0), "noise": _features(rng, y, 8, 0.0)}
+    half = bootstrap_ranking(feats, y, description=dict.fromkeys(feats, 0.5), size=None, n_boot=30)
+    monkeypatch.setattr(confidence, "MAX_ROWS", 40)  # 160 rows: resamples of 40 (10 per class), not 80
+    small = bootstrap_ranking(feats, y, description=dict.fromkeys(feats, 0.5), size=None, n_boot=30)
+    assert small.top == half.top == "strong" and small.stays_first >= 0.9
+    lo, hi = small.lead_interval["weak"]
+    hlo, hhi = half.lead_interval["weak"]
+    # the spread is rescaled to the full sample's (sqrt(m / (n - m)) = sqrt(40 / 120)): the same order as half-samples
+    assert 0.2 < (hi - lo) / max(hhi - hlo, 1e-12) < 5

@@ -23,6 +23,10 @@ eigendecomposition is on half the rows (~8x cheaper). Every candidate's replicat
 full-sample fused score (see :func:`bootstrap_ranking`), since scorers computed on fewer rows are biased,
 high-dimensional ones most.
 
+Large samples: the eigendecompositions are cubic in the rows, so a resample holds at most :data:`MAX_ROWS`
+rows (m-out-of-n subsampling, Politis, Romano & Wolf 1999) and its spread is rescaled to the full sample's
+by ``sqrt(m / (n - m))`` (exact for a mean: ``Var = s^2 (1/m - 1/n)``; 1 for half-samples).
+
 Cost: the scorers run as they are, ``n_boot`` times per candidate. When the estimated work is larger than
 :data:`BOOT_BUDGET_FLOPS` fewer resamples are drawn (never fewer than :data:`MIN_BOOT`); ``n_boot`` is the
 number drawn and ``n_boot_asked`` what was asked, and :meth:`RankingConfidence.sentence` says so.
@@ -30,6 +34,7 @@ number drawn and ``n_boot_asked`` what was asked, and :meth:`RankingConfidence.s
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +51,8 @@ TIE_LEVEL = 0.95
 # (eigendecompositions dominate; ~10 s on the shared 2-core machine). MIN_BOOT is the floor of the cap.
 BOOT_BUDGET_FLOPS = 2e10
 MIN_BOOT = 50
+# At most this many rows per resample (half of a 500-row sample): beyond it, resamples are m-out-of-n subsamples.
+MAX_ROWS = 250
 
 
 @dataclass
@@ -82,10 +89,11 @@ def _strata(labels: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(inv.reshape(-1) == k) for k in range(int(inv.max()) + 1)]
 
 
-def half_sample(strata: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One stratified half-sample: half of every class's rows (at least 2, kNN's minimum), drawn without
-    replacement, in row order."""
-    picks = [rows if len(rows) <= 2 else rng.choice(rows, max(2, len(rows) // 2), replace=False) for rows in strata]
+def half_sample(strata: Sequence[np.ndarray], rng: np.random.Generator, fraction: float = 0.5) -> np.ndarray:
+    """One stratified subsample: ``fraction`` (a half by default) of every class's rows (at least 2, kNN's
+    minimum), drawn without replacement, in row order."""
+    picks = [rows if len(rows) <= 2 else rng.choice(rows, max(2, int(len(rows) * fraction)), replace=False)
+             for rows in strata]
     return np.sort(np.concatenate(picks))
 
 
@@ -187,7 +195,12 @@ def bootstrap_ranking(
         point = fuse(full)
         top = ids[int(np.lexsort((np.array(ids), -point))[0])]  # rank_with_data's order: score, then id
         strata = _strata(y)
-        m_rows = sum(len(r) if len(r) <= 2 else max(2, len(r) // 2) for r in strata)
+        n = len(y)
+        # Large samples: a subsample of MAX_ROWS rows rather than half (the cost is cubic in the rows); its spread is
+        # rescaled to the full sample's by sqrt(m / (n - m)) (for a mean, Var = s^2 (1/m - 1/n): 1 at m = n/2).
+        fraction = min(0.5, MAX_ROWS / n)
+        m_rows = sum(len(r) if len(r) <= 2 else max(2, int(len(r) * fraction)) for r in strata)
+        scale = math.sqrt(m_rows / (n - m_rows)) if m_rows < n else 1.0
         per = _cost(m_rows, [int(np.shape(features[m])[1]) for m in ids], used)
         n_used = int(min(n_boot, max(MIN_BOOT, max_flops // per)))
         rng = np.random.default_rng(seed)
@@ -196,7 +209,7 @@ def bootstrap_ranking(
             getattr(fns[s], "requires_source_probs", False) for s in used) else {}
         fused = np.empty((n_used, len(ids)))
         for b in range(n_used):
-            rows = half_sample(strata, rng)
+            rows = half_sample(strata, rng, fraction)
             per_model = {m: {s: float(fns[s](arrays[m][rows], y[rows], **(
                 {"source_probs": probs[m][rows]} if getattr(fns[s], "requires_source_probs", False) else {})))
                 for s in used} for m in ids}
@@ -206,7 +219,7 @@ def bootstrap_ranking(
     # features barely): every candidate's fused score is biased on half-samples, the high-dimensional ones most.
     # Each candidate's replicates are therefore centred on its full-sample score (a bias-corrected resampling):
     # the half-samples give the spread, the sample gives the centre.
-    fused = point + (fused - fused.mean(axis=0))
+    fused = point + (fused - fused.mean(axis=0)) * scale
     return _summarise(ids, top, fused, n_boot, used, time.perf_counter() - t0)
 
 

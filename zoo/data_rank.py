@@ -262,9 +262,14 @@ def ranking_confidence(rec: Any, measured: Sequence[Any], sample: Any, *, train_
 
 def _cached(record: Any, sample: Any) -> tuple[Any, Any] | None:
     """The cached ``(features, source probabilities or None)`` of ``record`` on ``sample``, or None."""
+    import numpy as np
+
     from zoo.errors import ZooError
     from zoo.features import _read, feature_key
 
+    if sample.modality == "array":  # precomputed features (an .npz): the arrays themselves, as zoo.features uses them
+        arr = np.asarray(sample.arrays)
+        return np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32), None
     try:
         got = _read(feature_key(record, sample), len(sample))
     except ZooError:

@@ -329,6 +329,8 @@ def make_plan(records: Sequence[Any], sample: Any, fetch: Any = None, device: st
             cached = False
         plan = Plan(rec.id, cached, 0.0, fit_warnings(rec, sample, stats),
                     estimate_basis="cached", estimate_detail="features cached for this data: read from disk")
+        if sample.modality == "array":  # precomputed features: nothing to extract (was shown as an estimate to make)
+            plan.cached, plan.estimate_detail = True, "precomputed features (.npz): nothing to extract"
         if not cached and sample.modality != "array":
             est = estimator.estimate(rec, sample)
             plan.estimate_seconds, plan.estimate_basis, plan.estimate_detail = est.seconds, est.basis, est.detail

@@ -1,0 +1,108 @@
+"""`zoo recommend --data` says how sure its ranking is (zoo.confidence) and probes tied leaders (real SQLite
+registry; real offline models on digits, and precomputed features in an .npz where every candidate is identical)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from zoo.cli import cli
+
+CIFAR = ["local:cifar_resnet20.c10", "local:cifar_resnet32.c10", "local:mini_xception.fer2013"]
+TWINS = ["local:cifar_resnet20.c10", "local:cifar_resnet32.c10"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(use_cache):
+    from zoo.features import clear_cache
+    from zoo.recommender import _STATE
+
+    _STATE.clear()
+    clear_cache()
+
+
+@pytest.fixture
+def digits_per_class() -> int:
+    return 10
+
+
+@pytest.fixture
+def twins_npz(tmp_path):
+    """Precomputed features (an .npz sample): every model gets the same features, so candidates are identical."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    x = rng.normal(size=(60, 8)).astype(np.float32)
+    x[:, :3] += 2.0 * np.eye(3)[y]
+    path = tmp_path / "feats.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def test_real_models_carry_the_confidence_and_the_pick_follows_a_tie_probe(digits_folder):
+    rec = zoo.recommend("classify handwritten digits", data=digits_folder, candidates=CIFAR,
+                        scores=["logme", "knn", "shrinkage_hscore"])
+    conf = rec.confidence
+    assert conf is not None and conf.n_boot > 0 and set(conf.first_share) == set(CIFAR)
+    assert 0.0 <= conf.stays_first <= 1.0 and conf.scorers
+    if conf.tied:  # 30 rows: the leaders may well be tied, and then they were probed and the probe decided
+        probed = [c for c in rec.candidates if c.probe is not None]
+        assert {conf.top, *conf.tied} <= {c.id for c in probed}
+        assert rec.candidates[0].id == rec.probe_summary["best"]
+        assert "the measured probe accuracy decides" in conf.probe_note and rec.probe_summary["reason"] == conf.probe_note
+    else:
+        assert conf.top == rec.candidates[0].id and conf.stays_first >= 0.5
+
+
+def test_identical_candidates_are_tied_probed_and_said_everywhere(twins_npz, tmp_path):
+    kw = {"candidates": TWINS, "scores": ["logme", "knn"], "data_weight": 1.0, "size_weight": 0.0}
+    rec = zoo.recommend("classify small photos", data=twins_npz, **kw)
+    conf = rec.confidence
+    assert conf.tied == [c for c in TWINS if c != conf.top]
+    assert conf.stays_first == pytest.approx(0.5)
+    # the tied leaders were probed by default and the probe's pick leads
+    assert all(c.probe is not None for c in rec.candidates)
+    assert rec.candidates[0].id == rec.probe_summary["best"]
+    assert "tied leaders probed" in conf.probe_note
+    # no probe when the budget is 0: the tie is said, and why nothing was probed
+    unprobed = zoo.recommend("classify small photos", data=twins_npz, probe_budget=0, **kw)
+    assert unprobed.confidence.tied and all(c.probe is None for c in unprobed.candidates)
+    assert "not probed" in unprobed.confidence.probe_note
+    # the CLI's lines say it, the report draws it, and --json carries it (the tied run, rendered as the CLI does)
+    from zoo.cli.recommend_cmd import confidence_lines
+    from zoo.report import write_report
+    from zoo.runs import jsonable
+
+    lines = "\n".join(confidence_lines(unprobed))
+    assert "stays first in 50 % of" in lines and "tied with it:" in lines
+    assert "The leaders are tied" in lines and "not probed (--probe-budget 0)" in lines
+    paths = write_report(unprobed, tmp_path / "rep")
+    md = paths.markdown.read_text()
+    assert "**Confidence**" in md and "tied with it:" in md and "The leaders are tied" in md
+    assert json.loads(paths.json.read_text())["run"]["confidence"]["tied"] == unprobed.confidence.tied
+    assert jsonable(unprobed)["confidence"]["stays_first"] == pytest.approx(0.5)
+    # end to end: the command prints the confidence and --json carries it
+    args = ["recommend", "classify small photos", "--data", str(twins_npz), "--candidates", ",".join(TWINS),
+            "--scores", "logme,knn", "--probe-budget", "0"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    assert "Confidence: " in out.output and "resamples of your sample" in out.output
+    js = CliRunner().invoke(cli, [*args, "--json"])
+    assert js.exit_code == 0, js.output
+    assert json.loads(js.output)["confidence"]["n_boot"] > 0
+
+
+def test_a_not_informative_score_is_said_and_not_fused(digits_folder):
+    # 30 rows, 64-dim CIFAR-ResNet features: n <= d + 1, H-score would be C - 1 = 2 for every model
+    rec = zoo.recommend("classify handwritten digits", data=digits_folder, candidates=CIFAR[:2],
+                        scores=["logme", "hscore"], fused_scores=["logme", "hscore"], probe_budget=0)
+    for c in rec.candidates:
+        assert "hscore" not in c.data_scores and "C - 1" in c.data_not_informative["hscore"]
+    assert rec.fusion["fused_scores"] == ["logme"] and "C - 1" in rec.fusion["not_fused"]["hscore"]
+    out = CliRunner().invoke(cli, ["score", "--data", str(digits_folder), "--models", ",".join(CIFAR[:2]),
+                                   "--scores", "logme,hscore"])
+    assert out.exit_code == 0, out.output
+    assert "n/i" in out.output and "not informative" in out.output and "C - 1 = 2" in out.output
