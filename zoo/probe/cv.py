@@ -14,9 +14,12 @@ import numpy as np
 from zoo.probe.results import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, INNER_FOLDS, LINEAR, ProbeError, ProbeResult
 from zoo.probe.solver import _fit_path
 
-# One thread on CPU by default: the solver's products are small and skinny, and on a busy machine
-# OpenMP threads spin against other processes (1,000 x 2,048, 5 folds, 7 values on a loaded 2-core
-# machine: 5 s of CPU on one thread, 21 s on two, the same numbers). ``threads=`` overrides it.
+# One thread on CPU by default, a fixed choice for this workload (not read from the machine's load, unlike the
+# extraction's count before issue 21 item 5, zoo.scores._base.cpu_threads): the solver's products are small and
+# skinny, and OpenMP threads that wait for each other spin instead of computing. bench_probe.py, 1,000 x 2,048,
+# 5 folds, 7 values, 2-core machine: 3.3-3.5 s CPU (6.8-7.4 s wall) on one thread, 30-53 s CPU (64-84 s wall)
+# on two, the same numbers (2026-12-05, load 16-18; 5 s against 21 s CPU on 2026-11-22 at a lower load).
+# ``threads=`` overrides it.
 CPU_THREADS = 1
 
 
