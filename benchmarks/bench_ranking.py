@@ -48,9 +48,11 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks import datasets as bds  # noqa: E402
+from benchmarks import ranking_variants as rv  # noqa: E402
 
 GT_DIR = ROOT / "benchmarks" / "ground_truth"
 TASKS_FILE = ROOT / "benchmarks" / "tasks" / "ranking_tasks.yaml"
+HELDOUT_FILE = ROOT / "benchmarks" / "tasks" / "ranking_tasks_heldout.yaml"  # issue 20's held-out tasks
 SATURATION = 0.005  # max - min accuracy below this: every model saturates, left out of the averages
 LABEL_SCORERS = ("logme", "hscore", "shrinkage_hscore", "transrate", "knn")
 SOURCE_SCORERS = ("leep", "nce")  # need a source head: used where zoo can extract its probabilities
@@ -140,18 +142,23 @@ def train_size_of(task: str) -> int | None:
 def task_descriptions() -> dict[str, dict[str, Any]]:
     import yaml
 
-    return yaml.safe_load(TASKS_FILE.read_text(encoding="utf-8"))["tasks"]
+    out = {}
+    for path in (TASKS_FILE, HELDOUT_FILE):
+        out.update(yaml.safe_load(path.read_text(encoding="utf-8"))["tasks"])
+    return out
 
 
-def materialise(task: str, per_class: int, root: Path) -> Path:
-    """The user's sample: seed-0 training split, ``per_class`` per class, as files zoo reads."""
+def materialise(task: str, per_class: int, root: Path, seed: int = 0) -> Path:
+    """The user's sample: ``per_class`` per class drawn (by ``seed``) from the seed-0 training split, as files
+    zoo reads."""
     trx, try_, _, _ = bds.load(task, 0)
-    rng = np.random.default_rng([0, per_class, *task.encode()])
+    rng = np.random.default_rng([seed, per_class, *task.encode()])
+    tag = f"{task}-{per_class}" + (f"-s{seed}" if seed else "")
     idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(try_ == c))[:per_class] for c in np.unique(try_)]))
     if bds.modality(task) == "image":
         from PIL import Image
 
-        out = root / f"{task}-{per_class}"
+        out = root / tag
         if not (out / ".done").exists():
             for i in idx:
                 d = out / f"class_{int(try_[i]):02d}"
@@ -159,7 +166,7 @@ def materialise(task: str, per_class: int, root: Path) -> Path:
                 Image.fromarray(np.asarray(trx[i], dtype=np.uint8)).save(d / f"{int(i):05d}.png")
             (out / ".done").touch()
         return out
-    out = root / f"{task}-{per_class}.csv"
+    out = root / f"{tag}.csv"
     root.mkdir(parents=True, exist_ok=True)
     if not out.exists():
         tmp = out.with_suffix(".tmp")
@@ -211,7 +218,8 @@ def random_baseline(acc: list[float], n: int = 200) -> tuple[float, float]:
 # ----------------------------------------------------------------------------------- one task
 
 
-def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int) -> dict[str, Any] | None:
+def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int, seed: int = 0,
+             variants: bool = True) -> dict[str, Any] | None:
     import zoo
     from zoo.features import cache_info
 
@@ -222,7 +230,7 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int)
     # the metrics use those with ground truth.
     models = sorted(r.id for r in iter_records(ROOT / "zoo" / "manifests" / "offline.yaml")
                     if r.modality == bds.modality(task))
-    data = materialise(task, int(desc["sample_per_class"]), sample_root)
+    data = materialise(task, int(desc["sample_per_class"]), sample_root, seed)
     # LEEP and NCE need a source classification head: the offline image models have one (ImageNet,
     # CIFAR-10, FER2013 ...), the text encoders none, so they are arms on the image tasks only.
     names = list(LABEL_SCORERS) + (list(SOURCE_SCORERS) if bds.modality(task) == "image" else [])
@@ -271,9 +279,56 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int)
            "params": {m: records[m].params for m in all_models},
            "raw_scores": {m: cands[m].data_scores for m in all_models}}
     out["candidates"] = all_models
+    out["seed"], out["heldout"] = seed, task in PREREGISTERED["heldout_tasks"]
+    out["confidence"] = confidence_of(rec) or bootstrap_here(rec, cands, all_models, train_size)
+    out["gt_noise"] = rv.seed_noise(json.loads((GT_DIR / f"{task}.json").read_text())["results"])
+    if variants:
+        from zoo.data import load_sample
+
+        sample = load_sample(rec.data["source"], max_samples_per_class=rec.data["max_samples_per_class"])
+        dims = {m: int(cands[m].record.feature_dim or 0) for m in all_models}
+        out["variants"] = rv.variant_inputs(sample, records, dims, LABEL_SCORERS)
     if probe_top:
         out["arms"]["zoo: with data + probe top 3"], out["probe"] = probe_rerank(
             rec, models, arms["zoo: with data"], probe_top)
+    return out
+
+
+def confidence_of(rec: Any) -> dict[str, Any] | None:
+    """zoo's own bootstrap confidence for its pick (``zoo.confidence.RankingConfidence`` on the recommendation),
+    as plain data; None when this zoo does not compute one."""
+    conf = getattr(rec, "confidence", None)
+    if conf is None:
+        return None
+    return {"top": conf.top, "stays_first": float(conf.stays_first), "tied": list(conf.tied),
+            "n_boot": int(conf.n_boot), "first_share": {k: float(v) for k, v in conf.first_share.items()}}
+
+
+def bootstrap_here(rec: Any, cands: dict[str, Any], models: list[str], train_size: int | None) -> dict[str, Any] | None:
+    """Where zoo.recommend does not attach its confidence: zoo.confidence.bootstrap_ranking called here on the
+    same cached features, description scores and size prior the recommendation fused (None without it)."""
+    try:
+        from zoo.confidence import bootstrap_ranking
+    except ImportError:
+        return None
+    from zoo import fusion
+    from zoo.data import load_sample
+    from zoo.data_rank import at_train_size
+    from zoo.features import extract
+
+    sample = load_sample(rec.data["source"], max_samples_per_class=rec.data["max_samples_per_class"])
+    feats, probs = {}, {}
+    for m in models:
+        f = extract(at_train_size(cands[m].record, train_size), sample, with_source_probs=True)
+        feats[m] = f.features
+        if f.source_probs is not None:
+            probs[m] = f.source_probs
+    conf = bootstrap_ranking(feats, sample.labels, description={m: cands[m].components["description"] for m in models},
+                             size=fusion.size_component({m: cands[m].record.params for m in models}),
+                             full_scores={m: cands[m].data_scores for m in models}, source_probs=probs or None)
+    out = confidence_of(type("R", (), {"confidence": conf})())
+    assert out is not None
+    out["where"] = "bench_ranking called zoo.confidence.bootstrap_ranking"
     return out
 
 
@@ -361,7 +416,7 @@ def fit_size(train: list[dict[str, Any]], weight: float, scorer_set: tuple[str, 
 def add_loto(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from zoo import fusion
 
-    counted = [r for r in results if not r["saturated"]]
+    counted = [r for r in results if not r["saturated"] and not r.get("heldout")]  # never the held-out tasks
     default = (fusion.DATA_WEIGHT, tuple(fusion.FUSED_SCORES))
     for r in results:
         train = [o for o in counted if o["task"] != r["task"]]
@@ -373,6 +428,15 @@ def add_loto(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r["arms"]["zoo: with data + size prior, fitted LOTO"] = fused(r, *default, size)
         r["arms"]["zoo: with data, no size prior (before)"] = fused(r, *default)
         r["loto_fit"] = {"weight": w, "scorers": list(ss), "size_prior": size}
+    if all("variants" in r for r in results):
+        for r in results:
+            r["arms"]["zoo: with data (rebuilt, no switch)"] = rv.variant_fused(r, set())
+        for switch in rv.SWITCHES:
+            choice = rv.loto_choice(results, switch, evaluate)
+            for r in results:
+                r["arms"][f"LOTO: {switch}"] = rv.variant_fused(r, {switch} if choice[r["task"]] else set())
+                r["arms"][f"always on: {switch}"] = rv.variant_fused(r, {switch})
+                r.setdefault("variant_choice", {})[switch] = choice[r["task"]]
     return results
 
 
@@ -386,8 +450,10 @@ def bootstrap(diffs: np.ndarray) -> tuple[float, float, float]:
 # ----------------------------------------------------------------------------------- report
 
 
-def report(results: list[dict[str, Any]]) -> dict[str, Any]:
+def report(results: list[dict[str, Any]], title: str = "") -> dict[str, Any]:
     arms = list(dict.fromkeys(a for r in results for a in r["arms"]))
+    if title:
+        print(f"\n===== {title} =====")
     table: dict[str, dict[str, tuple[float, float]]] = {}
     for r in results:
         acc = [r["accuracy"][m] for m in r["models"]]
@@ -438,10 +504,94 @@ def report(results: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def adoption(summary: dict[str, Any], old: list[dict[str, Any]]) -> dict[str, Any]:
+    """PREREGISTERED["adoption"]: each switch's LOTO arm against 'zoo: with data' over the old counted tasks."""
+    arms, base = summary["arms"], summary["arms"]["zoo: with data"]
+    print("\nIssue 20 candidates, chosen leave-one-task-out over the old counted tasks (rule: adopt iff the LOTO arm "
+          "has a higher mean tau AND a mean regret no higher than 'zoo: with data')")
+    print(f"  {'zoo: with data':<34} tau {base['tau']:.3f}  regret {base['regret']:.2f}")
+    rebuilt = arms.get("zoo: with data (rebuilt, no switch)")
+    if rebuilt:
+        print(f"  {'(rebuilt by the benchmark)':<34} tau {rebuilt['tau']:.3f}  regret {rebuilt['regret']:.2f}")
+    out = {}
+    for switch in rv.SWITCHES:
+        a, on = arms[f"LOTO: {switch}"], arms[f"always on: {switch}"]
+        adopt = bool(a["tau"] > base["tau"] + 1e-12 and a["regret"] <= base["regret"] + 1e-12)
+        folds_on = [r["task"] for r in old if r.get("variant_choice", {}).get(switch)]
+        out[switch] = {"loto": a, "always_on": on, "adopt": adopt, "on_in_folds": folds_on}
+        print(f"  LOTO: {switch:<28} tau {a['tau']:.3f}  regret {a['regret']:.2f}   (always on: tau {on['tau']:.3f}, "
+              f"regret {on['regret']:.2f}; on in {len(folds_on)} of {len(old)} folds) -> "
+              f"{'ADOPT' if adopt else 'not adopted'}")
+    return out
+
+
+def done_when(summary: dict[str, Any]) -> dict[str, Any]:
+    """Issue 20's target on the held-out tasks: zoo with data against each prior and single scorer."""
+    table, counted, main = summary["table"], summary["counted_tasks"], "zoo: with data"
+    rivals = ["prior: parameters", "prior: ImageNet top-1", *LABEL_SCORERS, *SOURCE_SCORERS]
+    print(f"\nDone-when (held-out tasks, {len(counted)} counted: {', '.join(counted)}): '{main}' against each; "
+          f"target P >= 0.95 on tau and a mean regret no larger")
+    print(f"  {'rival':<24}{'tasks':>6}{'tau zoo':>9}{'tau rival':>10}{'P(zoo>)':>9}"
+          f"{'regret zoo':>11}{'regret rival':>13}  met")
+    out = {}
+    for a in rivals:
+        ts = [t for t in counted if a in table[t] and main in table[t]]
+        if not ts:
+            continue
+        z = np.array([table[t][main] for t in ts])
+        o = np.array([table[t][a] for t in ts])
+        _, _, p = bootstrap(z[:, 0] - o[:, 0])
+        met = bool(p >= 0.95 and z[:, 1].mean() <= o[:, 1].mean() + 1e-12)
+        out[a] = {"tasks": ts, "tau_zoo": float(z[:, 0].mean()), "tau_rival": float(o[:, 0].mean()), "p": p,
+                  "regret_zoo": float(z[:, 1].mean()), "regret_rival": float(o[:, 1].mean()), "met": met}
+        print(f"  {a:<24}{len(ts):>6}{z[:, 0].mean():>9.2f}{o[:, 0].mean():>10.2f}{p:>9.2f}"
+              f"{z[:, 1].mean():>11.1f}{o[:, 1].mean():>13.1f}  {'yes' if met else 'NO'}")
+    return out
+
+
+def calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """PREREGISTERED["calibration"]: zoo's stays_first bucketed, against pick-or-tied per the ground truth."""
+    rows, skipped = [], []
+    for r in results:
+        conf = r.get("confidence")
+        if not conf:
+            skipped.append(f"{r['task']}/s{r['seed']}: zoo computed no confidence")
+            continue
+        pick = conf["top"]
+        if pick not in r["accuracy"]:
+            skipped.append(f"{r['task']}/s{r['seed']}: the pick {pick} has no ground truth")
+            continue
+        best = max(r["accuracy"].values())
+        gap = best - r["accuracy"][pick]
+        rows.append({"task": r["task"], "seed": r["seed"], "pick": pick, "stays_first": conf["stays_first"],
+                     "n_boot": conf["n_boot"], "tied": conf["tied"], "gap_points": 100 * gap,
+                     "tolerance_points": 100 * r["gt_noise"], "is_best": gap <= 1e-12,
+                     "pick_or_tied": gap <= r["gt_noise"] + 1e-12})
+    print(f"\nCalibration over {len(rows)} (task, sample seed) runs: zoo's stays_first for its pick, and how often "
+          "the pick is the true best or tied with it (within the task's ground-truth seed noise)")
+    for row in rows:
+        print(f"  {row['task'] + '/s' + str(row['seed']):<18} pick {row['pick']:<36} stays first "
+              f"{100 * row['stays_first']:5.1f} % of {row['n_boot']}  gap {row['gap_points']:5.2f} pts "
+              f"(tie tolerance {row['tolerance_points']:.2f})  {'pick/tied' if row['pick_or_tied'] else 'MISSED'}"
+              f"  tied with it: {len(row['tied'])}")
+    table = rv.calibration_table(rows)
+    print(f"  {'stays_first':<12}{'runs':>6}{'pick or tied':>14}{'share':>8}")
+    for b in table:
+        share = f"{100 * b['share']:.0f} %" if b["n"] else "-"
+        print(f"  {b['bucket']:<12}{b['n']:>6}{b['pick_or_tied']:>14}{share:>8}")
+    for line in skipped:
+        print(f"  not counted: {line}")
+    return {"rows": rows, "table": table, "skipped": skipped}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", nargs="+", choices=bds.TASKS)
     ap.add_argument("--no-probe", action="store_true", help="skip the probe-the-top-3 arm")
+    ap.add_argument("--sample-seeds", nargs="+", type=int, default=[0],
+                    help="draw the user's sample with each seed (seed 0 makes every table; further seeds add "
+                         "rows to the calibration table only)")
+    ap.add_argument("--no-variants", action="store_true", help="skip issue 20's variant arms")
     ap.add_argument("--samples", type=Path, default=None,
                     help="where the task samples are written (default: <zoo cache dir>/bench_samples)")
     ap.add_argument("--json", type=Path, help="write every number here")
@@ -450,28 +600,41 @@ def main(argv: list[str] | None = None) -> int:
 
     descs = task_descriptions()
     sample_root = args.samples or cache_dir() / "bench_samples"
-    results = []
-    for task in args.tasks or list(bds.TASKS):
-        t = time.perf_counter()
-        r = run_task(task, descs[task], sample_root, 0 if args.no_probe else 3)
-        if r is None:
-            continue
-        acc = list(r["accuracy"].values())
-        r["saturated"] = bool(max(acc) - min(acc) < SATURATION)
-        results.append(r)
-        print(f"{task}: {len(r['models'])} models, sample {r['n_sample']}, zoo {r['zoo_seconds']:.1f} s "
-              f"(this run {time.perf_counter() - t:.1f} s)", flush=True)
+    results, extra = [], []
+    seeds = sorted(set(args.sample_seeds) | {0})
+    for seed in seeds:
+        for task in args.tasks or list(bds.TASKS):
+            t = time.perf_counter()
+            r = run_task(task, descs[task], sample_root, 0 if args.no_probe or seed else 3, seed,
+                         variants=not args.no_variants and seed == 0)
+            if r is None:
+                continue
+            acc = list(r["accuracy"].values())
+            r["saturated"] = bool(max(acc) - min(acc) < SATURATION)
+            (results if seed == 0 else extra).append(r)
+            print(f"{task} (sample seed {seed}): {len(r['models'])} models, sample {r['n_sample']}, "
+                  f"zoo {r['zoo_seconds']:.1f} s (this run {time.perf_counter() - t:.1f} s)", flush=True)
     add_loto(results)
-    summary = report(results)
-    fits = {r["task"]: r.get("loto_fit") for r in results}
-    counted = [r for r in results if not r["saturated"]]
-    if counted:
-        w, ss = fit(counted)
-        summary["fit_on_all"] = {"weight": w, "scorers": list(ss)}
-        print(f"\nFusion fitted on all counted tasks: data weight {w}, scorers {', '.join(ss)}; "
-              f"leave-one-task-out fits: {fits}")
+    old = [r for r in results if not r["heldout"]]
+    held = [r for r in results if r["heldout"]]
+    summary: dict[str, Any] = {}
+    if old:
+        summary["old"] = report(old, f"The {len(old)} tasks of the earlier issues (every choice is made on these)")
+        fits = {r["task"]: r.get("loto_fit") for r in old}
+        counted = [r for r in old if not r["saturated"]]
+        if counted:
+            w, ss = fit(counted)
+            summary["fit_on_all"] = {"weight": w, "scorers": list(ss)}
+            print(f"\nFusion fitted on all counted old tasks: data weight {w}, scorers {', '.join(ss)}; "
+                  f"leave-one-task-out fits: {fits}")
+        if all("variants" in r for r in old):
+            summary["adoption"] = adoption(summary["old"], old)
+    if held:
+        summary["heldout"] = report(held, f"Issue 20's held-out tasks ({len(held)}; scored once, chose nothing)")
+        summary["done_when"] = done_when(summary["heldout"])
+    summary["calibration"] = calibration(results + extra)
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "summary": summary}, indent=1, default=str))
+        args.json.write_text(json.dumps({"results": results + extra, "summary": summary}, indent=1, default=str))
     return 0
 
 

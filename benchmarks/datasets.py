@@ -33,7 +33,7 @@ agnews_subset text  AG News subset (580 train + 46 test, 4 classes): the 46-row 
 ========== ======== ============================================================================
 
 Held-out tasks of issue 20 (``HELDOUT_TASKS``; reported apart, never used to choose anything; their
-ground truth was run with ``--max-train 1000 --max-test 500`` to fit the CPU budget, recorded in each
+ground truth was run with ``--max-train 500 --max-test 300`` to fit the CPU budget, recorded in each
 JSON's ``protocol.recipe``):
 
 ============ ======== ============================================================================

@@ -111,3 +111,23 @@ def test_documented_sizes_and_disjoint_splits():
     assert sum(sizes) == 1797 and max(sizes) - min(sizes) <= 10
     small = bds.load("mnist5k", 3, max_train=64, max_test=32)
     assert len(small[1]) == 64 and len(small[3]) == 32 and len(np.unique(small[1])) == 10
+
+
+def test_heldout_tasks_of_issue_20():
+    """The five held-out tasks read what their docs say, and are kept apart from the eight earlier tasks."""
+    assert set(bds.HELDOUT_TASKS) <= set(bds.TASKS) and bds.TASKS[-len(bds.HELDOUT_TASKS):] == bds.HELDOUT_TASKS
+    x, y = bds._raw("chatterbot")
+    assert len(np.unique(y)) == 19 and np.bincount(y).min() >= bds.CHATTERBOT_MIN_PER_CLASS
+    assert len(set(x)) == len(x)  # distinct utterances, none under two topics
+    trx, try_, tex, tey = bds.load("trec_hln", 0)
+    assert np.unique(try_).tolist() == [0, 1, 2] and len(tex) == 65 + 81 + 113  # HUM, LOC, NUM of TREC's test file
+    title, _, _, _ = bds.load("agnews_title", 0)
+    full, _, _, _ = bds.load("agnews_subset", 0)
+    assert title != full and all(". " not in t[-3:] for t in title[:20])
+    assert np.mean([len(t) for t in title]) < np.mean([len(t) for t in full]) / 2
+    sst5 = bds.load("sst5", 0)
+    assert np.unique(sst5[1]).tolist() == [0, 1, 2, 3, 4]
+    assert bds.n_folds("lfw_faces") == 3
+    folds = [bds.load("lfw_faces", 0, fold=f) for f in range(3)]
+    assert sum(len(f[3]) for f in folds) == 200 and folds[0][0].shape[1:] == (25, 25)
+    assert sum(int(f[3].sum()) for f in folds) == 100  # 100 faces (label 1), 100 non-faces
