@@ -538,8 +538,8 @@ def done_when(summary: dict[str, Any]) -> dict[str, Any]:
         ts = [t for t in counted if a in table[t] and main in table[t]]
         if not ts:
             continue
-        z = np.array([table[t][main] for t in ts])
-        o = np.array([table[t][a] for t in ts])
+        z = np.array([[table[t][main]["tau"], table[t][main]["regret"]] for t in ts])
+        o = np.array([[table[t][a]["tau"], table[t][a]["regret"]] for t in ts])
         _, _, p = bootstrap(z[:, 0] - o[:, 0])
         met = bool(p >= 0.95 and z[:, 1].mean() <= o[:, 1].mean() + 1e-12)
         out[a] = {"tasks": ts, "tau_zoo": float(z[:, 0].mean()), "tau_rival": float(o[:, 0].mean()), "p": p,
