@@ -205,6 +205,21 @@ def test_a_relative_data_path_is_found_by_the_workers(cluster, digits_folder, mo
     assert rep.models[0].error is None and 0 <= rep.models[0].scores["knn"] <= 1
 
 
+def test_workers_fetch_from_the_hub_and_the_driver_reports_what(cluster, hub, digits_folder):
+    """A task fetches its weights (a real HTTP server speaking the Hub's protocol) under the command's policy;
+    the commit and the bytes come back to the driver's candidate."""
+    from zoo import recommend
+    from zoo.weights import local_snapshot
+
+    mnv2 = "timm:mobilenetv2_100.ra_in1k"
+    rec = recommend(TASK, data=str(digits_folder), candidates=[mnv2, "local:cifar_resnet20.c10"],
+                    scores=["knn"], executor="ray")
+    got = next(c for c in rec.candidates if c.id == mnv2)
+    assert got.weights_commit and got.weights_commit == local_snapshot(got.record.weights).name
+    assert got.download_bytes > 1_000_000 and got.download_seconds > 0
+    assert any(method == "GET" and "/api/" not in path for method, path, _ in hub.requests)
+
+
 def test_sample_shipped_to_another_node_keeps_the_cache_key(digits_folder):
     """On a multi-node cluster the image files travel in the object store and are written once per node; the
     features' cache key (and so the driver's cache) is the same as from the driver's folder."""

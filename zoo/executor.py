@@ -234,6 +234,7 @@ class _EnvFrom:
 
     def __init__(self, env: dict[str, str], same_node: bool) -> None:
         self.env, self.same_node, self.saved = env, same_node, {}
+        self.hub_offline: bool | None = None
 
     def __enter__(self) -> None:
         names = set(self.env)
@@ -245,8 +246,16 @@ class _EnvFrom:
                 os.environ[k] = self.env[k]
             else:
                 os.environ.pop(k, None)
+        # huggingface_hub reads HF_HUB_OFFLINE once, at import: a reused worker would keep the mode it started
+        # with (zoo passes the endpoint and the cache folder explicitly, so this is the one constant to follow).
+        constants = sys.modules.get("huggingface_hub.constants")
+        if constants is not None:
+            self.hub_offline = constants.HF_HUB_OFFLINE
+            constants.HF_HUB_OFFLINE = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
     def __exit__(self, *exc: Any) -> None:
+        if self.hub_offline is not None:
+            sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = self.hub_offline
         for k, v in self.saved.items():
             if v is None:
                 os.environ.pop(k, None)
