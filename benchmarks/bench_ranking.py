@@ -135,6 +135,10 @@ def noise_ceiling(task: str) -> float | None:
 
 def train_size_of(task: str) -> int | None:
     """The input-size cap the image ground truth was fine-tuned at (None for text)."""
+    if not (GT_DIR / f"{task}.json").is_file():  # no ground truth yet: the recipe's cap
+        from benchmarks.ground_truth import IMAGE_SIZE_CAP
+
+        return IMAGE_SIZE_CAP if bds.modality(task) == "image" else None
     recipe = json.loads((GT_DIR / f"{task}.json").read_text())["protocol"]["recipe"]
     return recipe.get("input_size_cap")
 
@@ -219,7 +223,7 @@ def random_baseline(acc: list[float], n: int = 200) -> tuple[float, float]:
 
 
 def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int, seed: int = 0,
-             variants: bool = True) -> dict[str, Any] | None:
+             variants: bool = True, native_arms: bool = True) -> dict[str, Any] | None:
     import zoo
     from zoo.features import cache_info
 
@@ -241,7 +245,7 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int,
                         max_samples=int(desc["sample_per_class"]), group=False, train_size=train_size)
     wall = time.perf_counter() - t0
     native = None
-    if train_size:
+    if train_size and native_arms:
         native = zoo.recommend(desc["text"], data=data, candidates=models, scores=names, top_k=len(models),
                                max_samples=int(desc["sample_per_class"]), group=False)
     cands = {c.id: c for c in rec.candidates}
@@ -261,17 +265,17 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int,
     records = {m: cands[m].record for m in all_models}
     arms: dict[str, dict[str, float]] = {}
     for name in names:
-        arms[name] = {m: cands[m].data_scores.get(name, math.nan) for m in models}
-    arms["prior: ImageNet top-1"] = {m: cands[m].components["quality"] for m in models}
-    arms["prior: parameters"] = {m: float(np.log(records[m].params or 1)) for m in models}
-    arms["prior: popularity"] = {m: cands[m].components["popularity"] for m in models}
-    arms["zoo: description only"] = {m: cands[m].components["description"] for m in models}
-    arms["zoo: with data"] = {m: cands[m].score for m in models}
+        arms[name] = {m: cands[m].data_scores.get(name, math.nan) for m in all_models}
+    arms["prior: ImageNet top-1"] = {m: cands[m].components["quality"] for m in all_models}
+    arms["prior: parameters"] = {m: float(np.log(records[m].params or 1)) for m in all_models}
+    arms["prior: popularity"] = {m: cands[m].components["popularity"] for m in all_models}
+    arms["zoo: description only"] = {m: cands[m].components["description"] for m in all_models}
+    arms["zoo: with data"] = {m: cands[m].score for m in all_models}
     if native is not None:
         nat = {c.id: c for c in native.candidates}
-        arms["zoo: with data, native input size"] = {m: nat[m].score for m in models}
+        arms["zoo: with data, native input size"] = {m: nat[m].score for m in all_models}
         for name in ("logme", "knn"):
-            arms[f"{name}, native input size"] = {m: nat[m].data_scores.get(name, math.nan) for m in models}
+            arms[f"{name}, native input size"] = {m: nat[m].data_scores.get(name, math.nan) for m in all_models}
     out = {"task": task, "modality": bds.modality(task), "models": models, "accuracy": {m: gt[m] for m in models},
            "arms": arms, "ceiling": noise_ceiling(task), "zoo_seconds": zoo_seconds, "recommend_wall": wall,
            "finetune_seconds": gt_seconds(task), "n_sample": rec.data["n"],
@@ -292,6 +296,21 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int,
         out["arms"]["zoo: with data + probe top 3"], out["probe"] = probe_rerank(
             rec, models, arms["zoo: with data"], probe_top)
     return out
+
+
+def refresh_ground_truth(r: dict[str, Any]) -> bool:
+    """Re-read the task's ground truth (it may have grown since the task was scored): the models it covers,
+    their accuracy, the noise ceiling and seed noise. False when under 3 scored models have one."""
+    gt = ground_truth(r["task"]) or {}
+    models = [m for m in r.get("candidates", r["models"]) if m in gt]
+    if len(models) < 3:
+        return False
+    r["models"], r["accuracy"] = models, {m: gt[m] for m in models}
+    r["ceiling"], r["finetune_seconds"] = noise_ceiling(r["task"]), gt_seconds(r["task"])
+    r["gt_noise"] = rv.seed_noise(json.loads((GT_DIR / f"{r['task']}.json").read_text())["results"])
+    acc = list(r["accuracy"].values())
+    r["saturated"] = bool(max(acc) - min(acc) < SATURATION)
+    return True
 
 
 def confidence_of(rec: Any) -> dict[str, Any] | None:
@@ -592,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="draw the user's sample with each seed (seed 0 makes every table; further seeds add "
                          "rows to the calibration table only)")
     ap.add_argument("--no-variants", action="store_true", help="skip issue 20's variant arms")
+    ap.add_argument("--no-native", action="store_true", help="skip the native-input-size arms of the image tasks")
+    ap.add_argument("--from-json", type=Path, help="report again from a --json file of an earlier run (nothing is "
+                                                   "scored; the ground truth is read again)")
     ap.add_argument("--samples", type=Path, default=None,
                     help="where the task samples are written (default: <zoo cache dir>/bench_samples)")
     ap.add_argument("--json", type=Path, help="write every number here")
@@ -601,17 +623,22 @@ def main(argv: list[str] | None = None) -> int:
     descs = task_descriptions()
     sample_root = args.samples or cache_dir() / "bench_samples"
     results, extra = [], []
-    seeds = sorted(set(args.sample_seeds) | {0})
+    seeds = [] if args.from_json else sorted(set(args.sample_seeds) | {0})
+    if args.from_json:
+        for r in json.loads(args.from_json.read_text())["results"]:
+            if (args.tasks is None or r["task"] in args.tasks) and refresh_ground_truth(r):
+                (results if r["seed"] == 0 else extra).append(r)
     for seed in seeds:
         for task in args.tasks or list(bds.TASKS):
             t = time.perf_counter()
             r = run_task(task, descs[task], sample_root, 0 if args.no_probe or seed else 3, seed,
-                         variants=not args.no_variants and seed == 0)
+                         variants=not args.no_variants and seed == 0, native_arms=not args.no_native)
             if r is None:
                 continue
-            acc = list(r["accuracy"].values())
-            r["saturated"] = bool(max(acc) - min(acc) < SATURATION)
+            refresh_ground_truth(r)
             (results if seed == 0 else extra).append(r)
+            if args.json:  # after every task: a later failure keeps what was scored (--from-json reports it)
+                args.json.write_text(json.dumps({"results": results + extra}, indent=1, default=str))
             print(f"{task} (sample seed {seed}): {len(r['models'])} models, sample {r['n_sample']}, "
                   f"zoo {r['zoo_seconds']:.1f} s (this run {time.perf_counter() - t:.1f} s)", flush=True)
     add_loto(results)
