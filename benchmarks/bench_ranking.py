@@ -271,6 +271,11 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int,
     arms["prior: popularity"] = {m: cands[m].components["popularity"] for m in all_models}
     arms["zoo: description only"] = {m: cands[m].components["description"] for m in all_models}
     arms["zoo: with data"] = {m: cands[m].score for m in all_models}
+    # The order zoo hands the user: the fused ranking, with tied leaders re-ordered by a linear probe where zoo
+    # probed them (issue 20 item 4); the same as the fused ranking when nothing was probed.
+    order = [c.id for c in rec.candidates]
+    arms["zoo: with data, final order (tied leaders probed)"] = {m: float(len(order) - order.index(m))
+                                                                 for m in all_models}
     if native is not None:
         nat = {c.id: c for c in native.candidates}
         arms["zoo: with data, native input size"] = {m: nat[m].score for m in all_models}
@@ -285,6 +290,7 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int,
     out["candidates"] = all_models
     out["seed"], out["heldout"] = seed, task in PREREGISTERED["heldout_tasks"]
     out["confidence"] = confidence_of(rec) or bootstrap_here(rec, cands, all_models, train_size)
+    out["probe_summary"] = getattr(rec, "probe_summary", None)
     out["gt_noise"] = rv.seed_noise(json.loads((GT_DIR / f"{task}.json").read_text())["results"])
     if variants:
         from zoo.data import load_sample
