@@ -618,8 +618,8 @@ def main(argv: list[str] | None = None) -> int:
                          "rows to the calibration table only)")
     ap.add_argument("--no-variants", action="store_true", help="skip issue 20's variant arms")
     ap.add_argument("--no-native", action="store_true", help="skip the native-input-size arms of the image tasks")
-    ap.add_argument("--from-json", type=Path, help="report again from a --json file of an earlier run (nothing is "
-                                                   "scored; the ground truth is read again)")
+    ap.add_argument("--from-json", type=Path, nargs="+", help="report again from the --json files of earlier runs "
+                                                              "(nothing is scored; the ground truth is read again)")
     ap.add_argument("--samples", type=Path, default=None,
                     help="where the task samples are written (default: <zoo cache dir>/bench_samples)")
     ap.add_argument("--json", type=Path, help="write every number here")
@@ -631,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     results, extra = [], []
     seeds = [] if args.from_json else sorted(set(args.sample_seeds) | {0})
     if args.from_json:
-        for r in json.loads(args.from_json.read_text())["results"]:
+        for r in (r for path in args.from_json for r in json.loads(path.read_text())["results"]):
             if (args.tasks is None or r["task"] in args.tasks) and refresh_ground_truth(r):
                 (results if r["seed"] == 0 else extra).append(r)
     for seed in seeds:
