@@ -304,6 +304,21 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int,
     return out
 
 
+def add_variant_inputs(r: dict[str, Any], desc: dict[str, Any], sample_root: Path) -> None:
+    """The variant inputs of a stored result that predates them (an earlier run's --json): the same sample file
+    (materialise is deterministic), the records' feature dimensions, the layer-mean features (cached)."""
+    from zoo.data import load_sample
+    from zoo.sources.manifest import iter_records
+
+    per_class = int(desc["sample_per_class"])
+    sample = load_sample(materialise(r["task"], per_class, sample_root, r["seed"]), max_samples_per_class=per_class)
+    recs = {x.id: x for x in iter_records(ROOT / "zoo" / "manifests" / "offline.yaml")}
+    records = {m: recs[m] for m in r["candidates"]}
+    r["variants"] = rv.variant_inputs(sample, records, {m: int(x.feature_dim or 0) for m, x in records.items()},
+                                      LABEL_SCORERS)
+    r["variants_added"] = "variant inputs computed at report time for a stored result"
+
+
 def refresh_ground_truth(r: dict[str, Any]) -> bool:
     """Re-read the task's ground truth (it may have grown since the task was scored): the models it covers,
     their accuracy, the noise ceiling and seed noise. False when under 3 scored models have one."""
@@ -632,7 +647,11 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [] if args.from_json else sorted(set(args.sample_seeds) | {0})
     if args.from_json:
         for r in (r for path in args.from_json for r in json.loads(path.read_text())["results"]):
+            r.setdefault("seed", 0)
+            r.setdefault("heldout", r["task"] in PREREGISTERED["heldout_tasks"])
             if (args.tasks is None or r["task"] in args.tasks) and refresh_ground_truth(r):
+                if "variants" not in r and not args.no_variants and r["seed"] == 0:
+                    add_variant_inputs(r, descs[r["task"]], sample_root)
                 (results if r["seed"] == 0 else extra).append(r)
     for seed in seeds:
         for task in args.tasks or list(bds.TASKS):
