@@ -637,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
                                                               "(nothing is scored; the ground truth is read again)")
     ap.add_argument("--samples", type=Path, default=None,
                     help="where the task samples are written (default: <zoo cache dir>/bench_samples)")
+    ap.add_argument("--calibration-json", type=Path, nargs="+", default=[],
+                    help="with --from-json: runs whose results only add rows to the calibration table (tasks the "
+                         "tables take from an earlier stored run)")
     ap.add_argument("--json", type=Path, help="write every number here")
     args = ap.parse_args(argv)
     from zoo.embed import cache_dir
@@ -653,6 +656,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "variants" not in r and not args.no_variants and r["seed"] == 0:
                     add_variant_inputs(r, descs[r["task"]], sample_root)
                 (results if r["seed"] == 0 else extra).append(r)
+    for r in (r for path in args.calibration_json for r in json.loads(path.read_text())["results"]):
+        if r.get("confidence") and refresh_ground_truth(r):
+            extra.append(r)
     for seed in seeds:
         for task in args.tasks or list(bds.TASKS):
             t = time.perf_counter()
