@@ -99,8 +99,9 @@ class Candidate:
     - ``failed_constraint``: set by :func:`explain` for a model a constraint excluded.
     - With data: ``data_scores`` (raw scorer values), ``data_seconds`` (extraction + scoring),
       ``extract_seconds``, ``data_cached`` (features from the cache), ``data_warnings`` (where the data does
-      not fit it), ``weights_commit`` (the Hub commit measured), ``download_bytes`` and ``download_seconds``
-      (fetched for it by this call), ``probe`` (a ``zoo.probe.ProbeResult`` with ``probe_top``) and ``plan`` (the
+      not fit it), ``data_not_informative`` (scorer -> why it has no value for this candidate: not informative
+      on the sample, or no source head), ``weights_commit`` (the Hub commit measured), ``download_bytes`` and
+      ``download_seconds`` (fetched for it by this call), ``probe`` (a ``zoo.probe.ProbeResult`` with ``probe_top``) and ``plan`` (the
       pick's ``zoo.plan.TransferPlan``).
 
     :meth:`load` gives the model ready to fine-tune.

@@ -23,8 +23,9 @@ DEFAULT_SCORES = ("logme", "hscore", "shrinkage_hscore", "transrate", "knn")
 class ModelScore:
     """One model (``id``) scored on the sample: ``scores`` (scorer -> raw value), the features' shape (``n``,
     ``feature_dim``), ``extract_seconds`` (0 when ``cached``) on ``device``, ``score_seconds`` per scorer, scorers
-    that do not apply and why (``skipped``), what was fetched for it (``download_bytes``, ``download_seconds``,
-    ``weights_commit``), or ``error``: why it could not be scored."""
+    that do not apply and why (``skipped``), scorers not computed because their value would say nothing on this
+    sample and why (``not_informative``: zoo.scores.regime), what was fetched for it (``download_bytes``,
+    ``download_seconds``, ``weights_commit``), or ``error``: why it could not be scored."""
 
     id: str
     scores: dict[str, float]
