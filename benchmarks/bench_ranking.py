@@ -25,6 +25,13 @@ accuracy within ``SATURATION`` is reported but left out of the averages. Paired 
 (10,000 resamples) says how sure "zoo with data beats X" is. Cost: seconds zoo spent (feature extraction as
 recorded when the features were computed + scoring) against the seconds the ground truth spent fine-tuning
 every candidate.
+
+Issue 20 (``PREREGISTERED`` below, committed before the run): the held-out tasks
+(``tasks/ranking_tasks_heldout.yaml``) are reported in their own table and choose nothing; the four candidate
+variants (``ranking_variants.py``) are chosen leave-one-task-out over the old tasks and adopted by the written
+rule; the done-when table compares zoo with data against each prior and single scorer on the held-out tasks;
+the calibration table buckets zoo's ``Recommendation.confidence.stays_first``. ``--from-json`` reports again
+from stored runs (the ground truth read again), ``--sample-seeds`` adds calibration rows.
 """
 
 from __future__ import annotations
