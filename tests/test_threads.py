@@ -77,3 +77,27 @@ def test_blas_threads_apply_the_count(no_thread_env, monkeypatch):
     with blas_threads():
         blas = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
     assert blas and set(blas) == {1}
+
+
+def test_scorer_blas_is_one_thread_unless_asked(no_thread_env, monkeypatch):
+    """The scorers' small eigendecompositions run on one BLAS thread whatever the cores (two were 2-46x slower
+    beside any other work: benchmarks/bench_blas_threads.py); ZOO_NUM_THREADS still sets it, and the
+    library variables leave it alone. Fails if blas_threads follows cpu_threads() again."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+
+    from zoo.scores._base import scorer_blas_threads
+
+    np.ones((2, 2)) @ np.ones((2, 2))
+
+    def blas() -> set[int]:
+        with blas_threads():
+            return {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+
+    monkeypatch.setattr("zoo.scores._base.usable_cores", lambda: 4)
+    assert cpu_threads() == 4 and scorer_blas_threads() == 1 and blas() == {1}
+    monkeypatch.setenv("ZOO_NUM_THREADS", "2")
+    assert scorer_blas_threads() == 2 and blas() == {2}
+    monkeypatch.delenv("ZOO_NUM_THREADS")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert scorer_blas_threads() is None

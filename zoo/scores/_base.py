@@ -216,7 +216,7 @@ _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def cpu_threads() -> int | None:
-    """Threads for zoo's CPU number crunching (torch passes, BLAS in the scorers).
+    """Threads for zoo's torch passes on the CPU (extraction); the scorers' BLAS takes :func:`scorer_blas_threads`.
 
     ``ZOO_NUM_THREADS`` when set; None (leave the libraries alone) when the user set ``OMP_NUM_THREADS``,
     ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS``; else :func:`usable_cores`. Other processes' load does
@@ -237,10 +237,29 @@ def cpu_threads() -> int | None:
     return usable_cores()
 
 
+def scorer_blas_threads() -> int | None:
+    """BLAS threads for the scorers' Gram products and eigendecompositions: ``ZOO_NUM_THREADS`` when set, None
+    (leave the library alone) when the OpenMP/BLAS variables are set, else **one**.
+
+    One, and not the cores, because of the sizes: a few hundred to a few thousand rows per candidate. On the
+    2-core machine (``benchmarks/bench_blas_threads.py``, BENCHMARKS.md "BLAS threads for the scorers") two
+    OpenBLAS threads were 2-46x slower than one at every such size as soon as anything else ran beside them,
+    since each product's threads wait for one another (the ranking bootstrap's 250 x 250 eigendecompositions
+    went from ~10 ms to ~1 s each), and never more than ~1.6x faster on an idle machine. A fixed choice from
+    the work's size, not from other processes' load; torch's extraction passes keep :func:`cpu_threads`.
+    """
+    env = os.environ.get("ZOO_NUM_THREADS", "").strip()
+    if env:
+        return cpu_threads()
+    if any(os.environ.get(v) for v in _THREAD_ENV):
+        return None
+    return 1
+
+
 @contextlib.contextmanager
 def blas_threads() -> Iterator[None]:
-    """Limit BLAS/LAPACK threads to :func:`cpu_threads` for the block (no-op without threadpoolctl)."""
-    n = cpu_threads()
+    """Limit BLAS/LAPACK threads to :func:`scorer_blas_threads` for the block (no-op without threadpoolctl)."""
+    n = scorer_blas_threads()
     if n is None:
         yield
         return
@@ -254,8 +273,8 @@ def blas_threads() -> Iterator[None]:
 
 
 def blas_limited(fn: Callable) -> Callable:
-    """Run the scorer ``fn`` under :func:`blas_threads` (its matrix products and eigendecompositions), so
-    that ``ZOO_NUM_THREADS`` bounds the scorers' BLAS threads as it bounds the torch passes."""
+    """Run the scorer ``fn`` under :func:`blas_threads` (its matrix products and eigendecompositions): one BLAS
+    thread unless ``ZOO_NUM_THREADS`` says otherwise (see :func:`scorer_blas_threads`)."""
 
     @functools.wraps(fn)
     def limited(*args, **kwargs):
