@@ -47,8 +47,9 @@ from zoo.errors import UsageError
 
 # The tie rule's interval: two-sided, 95 % (the top's lead is "not shown to be positive" below its 2.5th percentile).
 TIE_LEVEL = 0.95
-# Resamples are capped so that the bootstrap stays in seconds: about 2e10 floating-point operations
-# (eigendecompositions dominate; ~10 s on the shared 2-core machine). MIN_BOOT is the floor of the cap.
+# Resamples are capped at about 2e10 floating-point operations (eigendecompositions dominate), never below
+# MIN_BOOT: 10 candidates x 500 rows of 50-2,048 dimensions hit the floor, 50 resamples, 32 s at load 4.5 on the
+# shared 2-core machine (benchmarks/bench_confidence.py, BENCHMARKS.md).
 BOOT_BUDGET_FLOPS = 2e10
 MIN_BOOT = 50
 # At most this many rows per resample (half of a 500-row sample): beyond it, resamples are m-out-of-n subsamples.
@@ -77,7 +78,7 @@ class RankingConfidence:
 
     def sentence(self) -> str:
         """ "X stays first in 87 % of 200 resamples of your sample; tied with it: A, B." """
-        capped = f" ({self.n_boot_asked} asked; capped to stay within seconds)" if self.n_boot_asked > self.n_boot else ""
+        capped = f" ({self.n_boot_asked} asked; capped to bound the time)" if self.n_boot_asked > self.n_boot else ""
         head = f"{self.top} stays first in {100 * self.stays_first:.0f} % of {self.n_boot} resamples of your sample{capped}"
         if self.tied:
             return f"{head}; tied with it: {', '.join(self.tied)}."

@@ -292,7 +292,7 @@ class _Builder:
             return []
         n, asked = int(conf.get("n_boot") or 0), int(conf.get("n_boot_asked") or 0)
         head = (f"**Confidence**: {conf['top']} stays first in {100 * float(conf['stays_first']):.0f} % of {n} "
-                f"resamples of your sample" + (f" ({asked} asked; capped to stay within seconds)" if asked > n else ""))
+                f"resamples of your sample" + (f" ({asked} asked; capped to bound the time)" if asked > n else ""))
         tied = list(conf.get("tied") or [])
         text = head + (f"; tied with it: {', '.join(tied)}." if tied else "; no candidate is tied with it.")
         blocks: list[Any] = [Para(text, "warn" if tied else "text")]
