@@ -243,10 +243,10 @@ def scorer_blas_threads() -> int | None:
 
     One, and not the cores, because of the sizes: a few hundred to a few thousand rows per candidate. On the
     2-core machine (``benchmarks/bench_blas_threads.py``, BENCHMARKS.md "BLAS threads for the scorers") two
-    OpenBLAS threads were 2-46x slower than one at every such size as soon as anything else ran beside them,
-    since each product's threads wait for one another (the ranking bootstrap's 250 x 250 eigendecompositions
-    went from ~10 ms to ~1 s each), and never more than ~1.6x faster on an idle machine. A fixed choice from
-    the work's size, not from other processes' load; torch's extraction passes keep :func:`cpu_threads`.
+    OpenBLAS threads gained 1.3-1.7x on an idle machine, lost up to 2.7x beside one busy process per core and
+    2-46x on an oversubscribed one, since each product's threads wait for one another (the ranking bootstrap's
+    250 x 250 eigendecompositions went from ~10 ms to ~1 s each). A fixed choice from the work's size, not
+    from other processes' load; torch's extraction passes keep :func:`cpu_threads`.
     """
     env = os.environ.get("ZOO_NUM_THREADS", "").strip()
     if env:
