@@ -241,12 +241,13 @@ def ranking_confidence(rec: Any, measured: Sequence[Any], sample: Any, *, train_
     back from the feature cache; nothing is extracted again). None when it does not apply (no labels, fewer
     than two candidates, regression) or the features are no longer cached."""
     from zoo.confidence import bootstrap_ranking
+    from zoo.features import cached
 
     if sample.task != "classification" or len(measured) < 2 or rec.fusion is None:
         return None
     feats, probs = {}, {}
     for c in measured:
-        got = _cached(at_train_size(c.record, train_size), sample)
+        got = cached(at_train_size(c.record, train_size), sample)
         if got is None:
             return None
         feats[c.id], probs[c.id] = got
@@ -258,23 +259,6 @@ def ranking_confidence(rec: Any, measured: Sequence[Any], sample: Any, *, train_
         size={c.id: c.components["size_prior"] for c in measured}, scorers=fusion_info["fused_scores"],
         source_probs=probs if all(p is not None for p in probs.values()) else None, weight=weight,
         size_weight=fusion_info["size_prior"], full_scores={c.id: c.data_scores for c in measured})
-
-
-def _cached(record: Any, sample: Any) -> tuple[Any, Any] | None:
-    """The cached ``(features, source probabilities or None)`` of ``record`` on ``sample``, or None."""
-    import numpy as np
-
-    from zoo.errors import ZooError
-    from zoo.features import _read, feature_key
-
-    if sample.modality == "array":  # precomputed features (an .npz): the arrays themselves, as zoo.features uses them
-        arr = np.asarray(sample.arrays)
-        return np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32), None
-    try:
-        got = _read(feature_key(record, sample), len(sample))
-    except ZooError:
-        return None
-    return None if got is None else (got[0], got[2])
 
 
 def probe_tied_leaders(rec: Any, *, budget: float | None, max_samples: int, text_column: str, label_column: str,

@@ -68,7 +68,7 @@ import numpy as np
 
 from zoo.data import Sample
 from zoo.embed import cache_dir
-from zoo.errors import UsageError
+from zoo.errors import UsageError, ZooError
 from zoo.record import ModelRecord
 
 __all__ = ["FEATURES_VERSION", "Features", "cache_info", "clear_cache", "decode_workers", "extract",
@@ -522,8 +522,7 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
     note = status.reason if with_source_probs and not want else ""
     if sample.modality == "array":
         t = time.perf_counter()
-        arr = np.asarray(sample.arrays)
-        feats = np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32)
+        feats = _array_features(sample)
         note = ("precomputed embeddings (.npz) carry no source-model predictions, so LEEP and NCE do not apply"
                 if with_source_probs else "")
         return Features(record.id, sample.content_hash, key, feats, time.perf_counter() - t, False, "cpu", 0.0,
@@ -597,8 +596,6 @@ def _calibrate(record: ModelRecord, sample: Sample, res: _Pass, seconds: float, 
 def store(record: ModelRecord, sample: Sample, feats: Features) -> bool:
     """Put features computed elsewhere (a Ray worker, from the same record and sample) into this machine's
     cache under this machine's key, unless an entry is there already; True when written."""
-    from zoo.errors import ZooError
-
     if sample.modality == "array":
         return False  # an .npz holds the features themselves: nothing is cached for it
     try:
@@ -611,6 +608,25 @@ def store(record: ModelRecord, sample: Sample, feats: Features) -> bool:
     _write(key, feats.features, _meta(key, record, sample, feats.features, feats.device, feats.seconds, probs,
                                       feats.source_labels, feats.source_note if probs is None else ""), probs)
     return True
+
+
+def _array_features(sample: Sample) -> np.ndarray:
+    """An .npz sample's precomputed features as zoo scores them: one float32 row per item."""
+    arr = np.asarray(sample.arrays)
+    return np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32)
+
+
+def cached(record: ModelRecord, sample: Sample) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``(features, source probabilities or None)`` of ``record`` on ``sample`` as this machine already has them
+    (an .npz's own arrays, or the feature cache's entry), without loading the model; None when not cached."""
+    if sample.modality == "array":
+        return _array_features(sample), None
+    try:
+        key = feature_key(record, sample)
+    except ZooError:
+        return None
+    got = _read(key, len(sample))
+    return None if got is None else (got[0], got[2])
 
 
 def extract_source_probs(record: ModelRecord, sample: Sample, **kwargs: Any) -> np.ndarray:
