@@ -67,6 +67,11 @@ def test_identical_candidates_are_tied_probed_and_said_everywhere(twins_npz, tmp
     assert all(c.probe is not None for c in rec.candidates)
     assert rec.candidates[0].id == rec.probe_summary["best"]
     assert "tied leaders probed" in conf.probe_note
+    # the order note names what ran: the tie probe, not a --probe-top the user did not give
+    from zoo.statements import order_note
+
+    note = order_note(rec) or ""
+    assert "the tied leaders, probed within --probe-budget" in note and "--probe-top" not in note
     # no probe when the budget is 0: the tie is said, and why nothing was probed
     unprobed = zoo.recommend("classify small photos", data=twins_npz, probe_budget=0, **kw)
     assert unprobed.confidence.tied and all(c.probe is None for c in unprobed.candidates)

@@ -134,6 +134,9 @@ def order_note(rec: Any) -> str | None:
         return None
     scores = [c.score for c in rec.candidates]
     in_order = all(a >= b for a, b in zip(scores, scores[1:], strict=False))
-    return (f"Ranks 1-{min(k, len(rec.candidates))} are ordered by linear-probe accuracy on your data (--probe-top {k}), "
+    # the probe was asked for (--probe-top), or run by zoo on tied leaders (data_rank.probe_tied_leaders sets a reason)
+    why = ("the tied leaders, probed within --probe-budget" if (getattr(rec, "probe_summary", None) or {}).get("reason")
+           else f"--probe-top {k}")
+    return (f"Ranks 1-{min(k, len(rec.candidates))} are ordered by linear-probe accuracy on your data ({why}), "
             "not by score" + ("; the score column is the fused score from before the probe, so it is out of order "
                               "there" if not in_order else "; here the two orders agree") + ".")
