@@ -235,8 +235,7 @@ def _source_head_scores(chosen: Sequence[Any]) -> list[str]:
 PROBE_BUDGET_SECONDS = 60.0
 
 
-def ranking_confidence(rec: Any, measured: Sequence[Any], sample: Any, *, train_size: int | None,
-                       device: str) -> Any:
+def ranking_confidence(rec: Any, measured: Sequence[Any], sample: Any, *, train_size: int | None) -> Any:
     """:func:`zoo.confidence.bootstrap_ranking` over the measured candidates, from their cached features (read
     back from the feature cache; nothing is extracted again). None when it does not apply (no labels, fewer
     than two candidates, regression) or the features are no longer cached."""

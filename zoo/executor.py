@@ -322,12 +322,16 @@ def _ship_files(ray: Any) -> bool:
     return sum(1 for n in ray.nodes() if n.get("Alive")) > 1
 
 
-def keep_fetch(policy: Any, got: Any) -> None:
-    """Count a task's fetch in the driver's policy (the command's spent budget and commits)."""
-    if got is None:
-        return
-    policy.results[got.id] = got
-    policy.spent += got.bytes
+def keep_returned(policy: Any, record: Any, sample: Any, feats: Any, got: Any) -> None:
+    """What a task returned, kept by the driver (the one writer): its features into this machine's cache (so a
+    rerun without Ray reads them) and its fetch into the command's policy (the spent budget and commits)."""
+    from zoo.features import store
+
+    if got is not None:
+        policy.results[got.id] = got
+        policy.spent += got.bytes
+    if feats is not None:
+        store(record, sample, feats)
 
 
 def _budgets(records: Sequence[Any], policy: Any) -> list[int | None]:

@@ -108,8 +108,7 @@ def recommend(
             device=device, data_weight=data_weight, size_weight=size_weight, fused_scores=fused_scores,
             progress=progress, on_plan=on_plan, train_size=train_size, executor=executor)
         result = desc.result(group=group, top_k=top_k, t0=t0, scored=scored, extra=extra)
-        result.confidence = data_rank.ranking_confidence(result, scored, sample, train_size=train_size,
-                                                         device=device)
+        result.confidence = data_rank.ranking_confidence(result, scored, sample, train_size=train_size)
         probe_kw = {"max_samples": max_samples, "text_column": text_column, "label_column": label_column,
                     "device": device, "db": db, "executor": executor}
         if probe_top:

@@ -192,8 +192,7 @@ def _score_on_ray(records: Sequence[Any], sample: Any, report: ScoreReport, name
     """One Ray task per model that the plan did not rule out; the driver keeps what they return."""
     import functools
 
-    from zoo.executor import keep_fetch, run_candidates
-    from zoo.features import store
+    from zoo.executor import keep_returned, run_candidates
 
     todo = [r for r in records if not planned[r.id].error]
     outcomes = run_candidates(todo, sample, functools.partial(measure_on_worker, list(names), device, needs_src),
@@ -207,9 +206,7 @@ def _score_on_ray(records: Sequence[Any], sample: Any, report: ScoreReport, name
             report.models.append(failed_score(rec, sample, out.error))
             continue
         model_score, feats, got = out.value
-        keep_fetch(policy, got)
-        if feats is not None:
-            store(rec, sample, feats)  # the one writer: a rerun here, without Ray, reads them
+        keep_returned(policy, rec, sample, feats, got)
         report.models.append(model_score)
 
 
@@ -230,13 +227,14 @@ def failed_score(rec: Any, sample: Any, why: str) -> ModelScore:
     return ModelScore(rec.id, {}, len(sample), rec.feature_dim or 0, 0.0, {}, False, "-", error=why)
 
 
-def failure_reason(rec: Any, e: BaseException) -> str:
-    """What one candidate's failure says: zoo's own message, or the library's error and how to see more."""
+def failure_reason(rec: Any, e: BaseException, doing: str = "scoring") -> str:
+    """What one candidate's failure says: zoo's own message, or the library's error and how to see more
+    (``doing``: what failed, for the debug log; the probe says "probing")."""
     if isinstance(e, ZooError):
         return str(e)
     import logging
 
-    logging.getLogger("zoo").debug("scoring %s failed", rec.id, exc_info=e)
+    logging.getLogger("zoo").debug("%s %s failed", doing, rec.id, exc_info=e)
     return (f"{rec.id} could not be loaded or run ({type(e).__name__}: {str(e)[:300]}); "
             "rerun with ZOO_DEBUG=1 for the traceback, or leave it out.")
 

@@ -180,6 +180,7 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
     from zoo.data import skipped_summary
     from zoo.errors import DatabaseError
     from zoo.registry import Registry
+    from zoo.scoring import failure_reason
 
     t0 = time.perf_counter()
     ids = list(dict.fromkeys(m.strip() for m in models if m and m.strip()))
@@ -220,7 +221,7 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
         remote = {}
         if executor == "ray" and any(r.id not in stored for r in records):
             _resolve_device(device)
-            from zoo.executor import run_candidates
+            from zoo.executor import keep_returned, run_candidates
 
             work = functools.partial(_measure_on_worker, method, k, seed, grid, finetune_epochs, device)
             remote = run_candidates([r for r in records if r.id not in stored], sample, work, label="probing",
@@ -241,7 +242,7 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
                     report.failed[rec.id] = out.error or out.value
                     continue
                 res, feats, got = out.value
-                _keep_remote(rec, sample, policy, feats, got)
+                keep_returned(policy, rec, sample, feats, got)
             else:
                 if progress:
                     progress(f"probing {rec.id} …")
@@ -251,7 +252,7 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
                                                epochs=finetune_epochs, device=device, policy=policy,
                                                show_progress=progress is not None)
                 except Exception as e:  # noqa: BLE001 - a library's own error in one model never sinks the run
-                    report.failed[rec.id] = _failure(rec, e)
+                    report.failed[rec.id] = failure_reason(rec, e, "probing")
                     continue
             if scorer is not None:  # the features are in the disk cache now (a fine-tune extracts them)
                 _add_score(values, scorer, rec, sample, device, report)
@@ -292,35 +293,17 @@ def _measure_one(rec: ModelRecord, sample: Sample, *, method: str, folds: int, s
     return res, feats, got
 
 
-def _failure(rec: ModelRecord, e: BaseException) -> str:
-    if isinstance(e, ZooError):
-        return str(e)
-    import logging
-
-    logging.getLogger("zoo").debug("probing %s failed", rec.id, exc_info=e)
-    return (f"{rec.id} could not be loaded or run ({type(e).__name__}: {str(e)[:300]}); "
-            "rerun with ZOO_DEBUG=1 for the traceback, or leave it out.")
-
-
 def _measure_on_worker(method: str, folds: int, seed: int, grid: str | Sequence[float], epochs: int, device: str,
                        rec: ModelRecord, sample: Sample, policy: Any) -> tuple[ProbeResult, Any, Any] | str:
     """:func:`_measure_one` in a Ray task (zoo.executor): the node's feature cache is read, never written; a
     failure comes back as its reason."""
+    from zoo.scoring import failure_reason
+
     try:
         return _measure_one(rec, sample, method=method, folds=folds, seed=seed, grid=grid, epochs=epochs,
                             device=device, policy=policy, show_progress=False, cache="read")
     except Exception as e:  # noqa: BLE001 - as here: one model's failure is reported, the others go on
-        return _failure(rec, e)
-
-
-def _keep_remote(rec: ModelRecord, sample: Sample, policy: Any, feats: Any, got: Any) -> None:
-    """A Ray task's features into this machine's cache (the one writer), its fetch into the command's record."""
-    from zoo.executor import keep_fetch
-    from zoo.features import store
-
-    keep_fetch(policy, got)
-    if feats is not None:
-        store(rec, sample, feats)
+        return failure_reason(rec, e, "probing")
 
 
 def _check_labels(sample: Sample) -> None:
