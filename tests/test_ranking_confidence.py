@@ -111,3 +111,37 @@ def test_a_not_informative_score_is_said_and_not_fused(digits_folder):
                                    "--scores", "logme,hscore"])
     assert out.exit_code == 0, out.output
     assert "n/i" in out.output and "not informative" in out.output and "C - 1 = 2" in out.output
+
+
+def test_the_cli_names_one_pick_after_a_tie_probe(twins_npz, capsys):
+    # identical features: the leaders are tied and probed; the probe line names the best once, lists the
+    # others as tied, and offers no second "pick" (the smallest tied model only as an alternative by size)
+    from zoo.cli.recommend_cmd import _echo_data_table
+
+    rec = zoo.recommend("classify small photos", data=twins_npz, candidates=TWINS, scores=["logme", "knn"],
+                        data_weight=1.0, size_weight=0.0)
+    assert rec.probe_summary is not None
+    _echo_data_table(rec)
+    text = capsys.readouterr().out
+    line = next(x for x in text.splitlines() if x.startswith("Probe of the top"))
+    best = line.split("Best ", 1)[1].split(";", 1)[0]
+    assert best == rec.candidates[0].id
+    tied = line.split("statistically tied with it (intervals overlap): ", 1)[1]
+    assert best not in tied and [t for t in TWINS if t != best][0] in tied
+    assert "practical pick" not in text and text.count(" is the pick") == 1
+
+
+def test_reasons_shared_but_for_the_id_are_said_once(digits_folder):
+    from zoo.statements import group_reasons
+
+    hub = ["timm:vit_huge_patch14_clip_224.laion2b_ft_in1k", "hf:microsoft/dit-base"]
+    out = CliRunner().invoke(cli, ["recommend", "classify handwritten digits", "--data", str(digits_folder),
+                                   "--candidates", ",".join([CIFAR[0], *hub]), "--scores", "logme",
+                                   "--probe-budget", "0", "--no-fetch"])
+    assert out.exit_code == 0, out.output
+    block = out.output.split("Not scored (2):", 1)[1]
+    assert "2 candidates (" in block and all(h in block for h in hub)
+    assert block.count("offline mode is on") == 1 or block.count("not on this machine") == 1
+    groups = group_reasons({"a:model-one": "x a:model-one y", "b:model-two": "x b:model-two y",
+                            "c:third": "other failure"})
+    assert groups == [("x ID y", ["a:model-one", "b:model-two"]), ("other failure", ["c:third"])]

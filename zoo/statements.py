@@ -140,3 +140,21 @@ def order_note(rec: Any) -> str | None:
     return (f"Ranks 1-{min(k, len(rec.candidates))} are ordered by linear-probe accuracy on your data ({why}), "
             "not by score" + ("; the score column is the fused score from before the probe, so it is out of order "
                               "there" if not in_order else "; here the two orders agree") + ".")
+
+
+# A model id inside a reason: the bare name, or it behind a source or organisation (``hf:org/name``,
+# ``timm/name.tag``), as a whole token.
+_BEFORE, _PREFIX, _AFTER = r"(?<![\w:/.\-])", r"(?:[\w.\-]+[:/])*", r"(?![\w:/\-]|\.\w)"
+
+
+def group_reasons(reasons: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """``[(reason with the id written ID, [ids])]``, most shared first: candidates whose reasons differ only
+    by their own id (with or without its source prefix, or as the Hub repo it names) share one entry."""
+    import re
+
+    groups: dict[str, list[str]] = {}
+    for mid, why in reasons.items():
+        name = mid.split(":", 1)[-1]
+        template = re.sub(_BEFORE + _PREFIX + re.escape(name) + _AFTER, "ID", why) if len(name) >= 3 else why
+        groups.setdefault(template, []).append(mid)
+    return sorted(groups.items(), key=lambda kv: -len(kv[1]))

@@ -175,16 +175,24 @@ def _store(rec, options: dict, db, report_dir, *, quiet: bool) -> None:
             click.echo(f"Report: {paths.html} (also {Path(paths.markdown).name}, {Path(paths.json).name})", err=True)
 
 
-def _echo_not_scored(rec, shown: int = 12) -> None:
-    """Why candidates were not scored, grouped by reason when many share one (a Hub without them: 404)."""
+def _echo_not_scored(rec, shown: int = 12, names: int = 6) -> None:
+    """Why candidates were not scored, grouped by reason when several share one (offline: every Hub model
+    says the same thing with its own id), at most ``shown`` reasons and ``names`` ids per reason."""
     if not rec.not_scored:
         return
+    from zoo.statements import group_reasons
+
     click.echo(f"\nNot scored ({len(rec.not_scored)}):")
-    items = list(rec.not_scored.items())
-    for mid, why in items[:shown]:
-        click.echo(f"  {mid}: {why}")
-    if len(items) > shown:
-        click.echo(f"  … and {len(items) - shown} more (--json lists every one with its reason).")
+    groups = group_reasons(rec.not_scored)
+    for template, ids in groups[:shown]:
+        if len(ids) == 1:
+            click.echo(f"  {ids[0]}: {rec.not_scored[ids[0]]}")
+            continue
+        more = f" and {len(ids) - names} more" if len(ids) > names else ""
+        click.echo(f"  {len(ids)} candidates ({', '.join(ids[:names])}{more}): {template}")
+    rest = sum(len(ids) for _, ids in groups[shown:])
+    if rest or any(len(ids) > names for _, ids in groups[:shown]):
+        click.echo(f"  {f'… and {rest} more; ' if rest else ''}--json lists every one with its reason.")
 
 
 def confidence_lines(rec) -> list[str]:
@@ -237,10 +245,14 @@ def _echo_data_table(rec) -> None:
         click.echo(line)
     if rec.probe_summary:
         ps = rec.probe_summary
-        tied = ", ".join(ps["tied_with_best"]) or ps["best"]
+        # tied_with_best lists the best first; the sentence names the others. One pick is named (the first
+        # row); the smallest tied model is offered as the alternative when size matters, not as a second pick.
+        others = [t for t in ps["tied_with_best"] if t != ps["best"]]
         click.echo(f"\nProbe of the top {rec.probe_top} ({ps['settings'].get('folds')} folds): the top {rec.probe_top} "
-                   f"are re-ordered by probe accuracy. Best {ps['best']}; statistically tied with it: {tied}; "
-                   f"practical pick {ps['practical_pick']} ({ps['practical_reason']}).")
+                   f"are re-ordered by probe accuracy. Best {ps['best']}; statistically tied with it (intervals "
+                   f"overlap): {', '.join(others) or 'none'}.")
+        if ps["practical_pick"] and ps["practical_pick"] != ps["best"]:
+            click.echo(f"If size matters: {ps['practical_pick']} is {ps['practical_reason']}.")
         if ps.get("agreement_spearman") is not None:
             click.echo(f"Agreement of the fused score with the probe (Spearman): {ps['agreement_spearman']:.2f}.")
         else:
