@@ -31,7 +31,8 @@ Issue 20 (``PREREGISTERED`` below, committed before the run): the held-out tasks
 variants (``ranking_variants.py``) are chosen leave-one-task-out over the old tasks and adopted by the written
 rule; the done-when table compares zoo with data against each prior and single scorer on the held-out tasks;
 the calibration table buckets zoo's ``Recommendation.confidence.stays_first``. ``--from-json`` reports again
-from stored runs (the ground truth read again), ``--sample-seeds`` adds calibration rows.
+from stored runs (the ground truth read again; a task's tables from the first file holding its seed-0 run, later
+runs of it add calibration rows only, one row per task and sample seed), ``--sample-seeds`` adds calibration rows.
 """
 
 from __future__ import annotations
@@ -599,10 +600,18 @@ def done_when(summary: dict[str, Any]) -> dict[str, Any]:
 def calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
     """PREREGISTERED["calibration"]: zoo's stays_first bucketed, against pick-or-tied per the ground truth."""
     rows, skipped = [], []
+    # One row per (task, sample seed): the first run that carries zoo's confidence (a stored run and a live
+    # re-run of the same task and seed are never both counted).
+    with_conf = {(r["task"], r["seed"]) for r in results if r.get("confidence")}
     for r in results:
-        conf = r.get("confidence")
+        conf, key = r.get("confidence"), (r["task"], r["seed"])
+        run = r.get("run", "this run")
         if not conf:
-            skipped.append(f"{r['task']}/s{r['seed']}: zoo computed no confidence")
+            if key not in with_conf:
+                skipped.append(f"{r['task']}/s{r['seed']} ({run}): zoo computed no confidence")
+            continue
+        if any((row["task"], row["seed"]) == key for row in rows):
+            skipped.append(f"{r['task']}/s{r['seed']} ({run}): already counted from an earlier run")
             continue
         pick = conf["top"]
         if pick not in r["accuracy"]:
@@ -610,8 +619,9 @@ def calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         best = max(r["accuracy"].values())
         gap = best - r["accuracy"][pick]
-        rows.append({"task": r["task"], "seed": r["seed"], "pick": pick, "stays_first": conf["stays_first"],
-                     "n_boot": conf["n_boot"], "tied": conf["tied"], "gap_points": 100 * gap,
+        rows.append({"task": r["task"], "seed": r["seed"], "run": run, "pick": pick,
+                     "stays_first": conf["stays_first"], "n_boot": conf["n_boot"], "tied": conf["tied"],
+                     "gap_points": 100 * gap,
                      "tolerance_points": 100 * r["gt_noise"], "is_best": gap <= 1e-12,
                      "pick_or_tied": gap <= r["gt_noise"] + 1e-12})
     print(f"\nCalibration over {len(rows)} (task, sample seed) runs: zoo's stays_first for its pick, and how often "
@@ -620,7 +630,7 @@ def calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
         print(f"  {row['task'] + '/s' + str(row['seed']):<18} pick {row['pick']:<36} stays first "
               f"{100 * row['stays_first']:5.1f} % of {row['n_boot']}  gap {row['gap_points']:5.2f} pts "
               f"(tie tolerance {row['tolerance_points']:.2f})  {'pick/tied' if row['pick_or_tied'] else 'MISSED'}"
-              f"  tied with it: {len(row['tied'])}")
+              f"  tied with it: {len(row['tied'])}  ({row['run']})")
     table = rv.calibration_table(rows)
     print(f"  {'stays_first':<12}{'runs':>6}{'pick or tied':>14}{'share':>8}")
     for b in table:
@@ -641,7 +651,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-variants", action="store_true", help="skip issue 20's variant arms")
     ap.add_argument("--no-native", action="store_true", help="skip the native-input-size arms of the image tasks")
     ap.add_argument("--from-json", type=Path, nargs="+", help="report again from the --json files of earlier runs "
-                                                              "(nothing is scored; the ground truth is read again)")
+                                                              "(nothing is scored; the ground truth is read again; "
+                                                              "a task's tables come from the first file holding "
+                                                              "its seed-0 run, later runs of it only add "
+                                                              "calibration rows)")
     ap.add_argument("--samples", type=Path, default=None,
                     help="where the task samples are written (default: <zoo cache dir>/bench_samples)")
     ap.add_argument("--calibration-json", type=Path, nargs="+", default=[],
@@ -656,16 +669,29 @@ def main(argv: list[str] | None = None) -> int:
     results, extra = [], []
     seeds = [] if args.from_json else sorted(set(args.sample_seeds) | {0})
     if args.from_json:
-        for r in (r for path in args.from_json for r in json.loads(path.read_text())["results"]):
+        for path in args.from_json:
+            for r in json.loads(path.read_text())["results"]:
+                r.setdefault("seed", 0)
+                r.setdefault("heldout", r["task"] in PREREGISTERED["heldout_tasks"])
+                r["run"] = path.name
+                if (args.tasks is None or r["task"] in args.tasks) and refresh_ground_truth(r):
+                    # A task's tables come from the first file with its seed-0 run; a later seed-0 run of the
+                    # same task only adds its calibration row (never two rows of one task in a table).
+                    tables = r["seed"] == 0 and not any(o["task"] == r["task"] for o in results)
+                    if "variants" not in r and not args.no_variants and tables:
+                        add_variant_inputs(r, descs[r["task"]], sample_root)
+                    (results if tables else extra).append(r)
+    for path in args.calibration_json:
+        for r in json.loads(path.read_text())["results"]:
             r.setdefault("seed", 0)
-            r.setdefault("heldout", r["task"] in PREREGISTERED["heldout_tasks"])
-            if (args.tasks is None or r["task"] in args.tasks) and refresh_ground_truth(r):
-                if "variants" not in r and not args.no_variants and r["seed"] == 0:
-                    add_variant_inputs(r, descs[r["task"]], sample_root)
-                (results if r["seed"] == 0 else extra).append(r)
-    for r in (r for path in args.calibration_json for r in json.loads(path.read_text())["results"]):
-        if r.get("confidence") and refresh_ground_truth(r):
-            extra.append(r)
+            r["run"] = path.name
+            if r.get("confidence") and refresh_ground_truth(r):
+                extra.append(r)
+    if args.from_json:
+        print("Which run makes which table (each task's seed-0 run from the first --from-json file that has it; "
+              "a calibration row per (task, sample seed) from the first run that carries zoo's confidence):")
+        for r in results:
+            print(f"  tables  {r['task']:<14} {r['run']}")
     for seed in seeds:
         for task in args.tasks or list(bds.TASKS):
             t = time.perf_counter()
