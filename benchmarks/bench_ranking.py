@@ -294,7 +294,9 @@ def run_task(task: str, desc: dict[str, Any], sample_root: Path, probe_top: int,
            "finetune_seconds": gt_seconds(task), "n_sample": rec.data["n"],
            "description": {m: cands[m].components["description"] for m in all_models},
            "params": {m: records[m].params for m in all_models},
-           "raw_scores": {m: cands[m].data_scores for m in all_models}}
+           "raw_scores": {m: cands[m].data_scores for m in all_models},
+           # which transformer layers zoo averaged into each candidate's scored features (None: its own output)
+           "feature_layers": {m: getattr(cands[m], "feature_layers", None) for m in all_models}}
     out["candidates"] = all_models
     out["seed"], out["heldout"] = seed, task in PREREGISTERED["heldout_tasks"]
     out["confidence"] = confidence_of(rec) or bootstrap_here(rec, cands, all_models, train_size)
@@ -322,8 +324,9 @@ def add_variant_inputs(r: dict[str, Any], desc: dict[str, Any], sample_root: Pat
     sample = load_sample(materialise(r["task"], per_class, sample_root, r["seed"]), max_samples_per_class=per_class)
     recs = {x.id: x for x in iter_records(ROOT / "zoo" / "manifests" / "offline.yaml")}
     records = {m: recs[m] for m in r["candidates"]}
+    # A run of a zoo that records feature_layers scored the layer mean (issue 20 item 1); an older one the pooled output.
     r["variants"] = rv.variant_inputs(sample, records, {m: int(x.feature_dim or 0) for m, x in records.items()},
-                                      LABEL_SCORERS)
+                                      LABEL_SCORERS, shipped_layer_mean="feature_layers" in r)
     r["variants_added"] = "variant inputs computed at report time for a stored result"
 
 
@@ -478,12 +481,15 @@ def add_loto(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r["loto_fit"] = {"weight": w, "scorers": list(ss), "size_prior": size}
     if all("variants" in r for r in results):
         for r in results:
-            r["arms"]["zoo: with data (rebuilt, no switch)"] = rv.variant_fused(r, set())
+            r["arms"]["zoo: with data (rebuilt)"] = rv.variant_fused(r, rv.shipped(r))
         for switch in rv.SWITCHES:
             choice = rv.loto_choice(results, switch, evaluate)
             for r in results:
-                r["arms"][f"LOTO: {switch}"] = rv.variant_fused(r, {switch} if choice[r["task"]] else set())
-                r["arms"][f"always on: {switch}"] = rv.variant_fused(r, {switch})
+                base = rv.shipped(r)  # the switches zoo shipped with when it scored r (layer_mean since issue 20 item 1)
+                r["arms"][f"LOTO: {switch}"] = rv.variant_fused(r, base | {switch} if choice[r["task"]] else base - {switch})
+                r["arms"][f"always on: {switch}"] = rv.variant_fused(r, base | {switch})
+                if switch in base:
+                    r["arms"][f"always off: {switch}"] = rv.variant_fused(r, base - {switch})
                 r.setdefault("variant_choice", {})[switch] = choice[r["task"]]
     return results
 
@@ -558,18 +564,26 @@ def adoption(summary: dict[str, Any], old: list[dict[str, Any]]) -> dict[str, An
     print("\nIssue 20 candidates, chosen leave-one-task-out over the old counted tasks (rule: adopt iff the LOTO arm "
           "has a higher mean tau AND a mean regret no higher than 'zoo: with data')")
     print(f"  {'zoo: with data':<34} tau {base['tau']:.3f}  regret {base['regret']:.2f}")
-    rebuilt = arms.get("zoo: with data (rebuilt, no switch)")
+    rebuilt = arms.get("zoo: with data (rebuilt)")
     if rebuilt:
         print(f"  {'(rebuilt by the benchmark)':<34} tau {rebuilt['tau']:.3f}  regret {rebuilt['regret']:.2f}")
     out = {}
     for switch in rv.SWITCHES:
         a, on = arms[f"LOTO: {switch}"], arms[f"always on: {switch}"]
-        adopt = bool(a["tau"] > base["tau"] + 1e-12 and a["regret"] <= base["regret"] + 1e-12)
         folds_on = [r["task"] for r in old if r.get("variant_choice", {}).get(switch)]
-        out[switch] = {"loto": a, "always_on": on, "adopt": adopt, "on_in_folds": folds_on}
+        default = all(switch in rv.shipped(r) for r in old)
+        # The rule compares the LOTO arm with the fusion the switch is off in: "zoo: with data" for a candidate,
+        # "always off" for a switch zoo now ships on (its off state is the fusion before it was adopted).
+        off = arms[f"always off: {switch}"] if default else base
+        adopt = bool(a["tau"] > off["tau"] + 1e-12 and a["regret"] <= off["regret"] + 1e-12)
+        out[switch] = {"loto": a, "always_on": on, "adopt": adopt, "on_in_folds": folds_on, "default": default}
+        if default:
+            out[switch]["always_off"] = off
         print(f"  LOTO: {switch:<28} tau {a['tau']:.3f}  regret {a['regret']:.2f}   (always on: tau {on['tau']:.3f}, "
-              f"regret {on['regret']:.2f}; on in {len(folds_on)} of {len(old)} folds) -> "
-              f"{'ADOPT' if adopt else 'not adopted'}")
+              f"regret {on['regret']:.2f}" + (f"; always off: tau {off['tau']:.3f}, regret {off['regret']:.2f}"
+                                            if default else "") + f"; on in {len(folds_on)} of {len(old)} folds) -> "
+              + ("zoo's default now (on in 'zoo: with data'); the rule against off: "
+                 f"{'kept' if adopt else 'NOT met'}" if default else f"{'ADOPT' if adopt else 'not adopted'}"))
     return out
 
 

@@ -299,7 +299,9 @@ def text_entry(task: str, record: Any, seed: int, cfg: dict[str, Any], device: s
     from zoo.backbones import load_backbone
 
     trx, try_, tex, tey = bds.load(task, seed, max_train=cfg["max_train"], max_test=cfg["max_test"])
-    lb = load_backbone(record, device=device)
+    # The text ground truth probes the model's own pooled output (layers=None), not the layer mean zoo scores
+    # since issue 20 item 1: every stored entry was computed on it, so the judge stays the same.
+    lb = load_backbone(record, device=device, layers=None)
     t0 = time.perf_counter()
     ftr = lb.features(list(trx), batch_size=TEXT_FEATURE_BATCH)
     fte = lb.features(list(tex), batch_size=TEXT_FEATURE_BATCH)

@@ -1,12 +1,17 @@
 """Issue 20's candidate variants and calibration for ``bench_ranking.py`` (pre-registered there in PREREGISTERED).
 
 Every variant is a switch on top of the shipped fusion, computed from what the benchmark already has (zoo's
-raw scores, the cached features of the sample) plus, for ``layer_mean``, one extra pass of the two
-transformer text encoders with ``output_hidden_states=True`` (cached under ``<zoo cache>/bench_layer_mean``):
+raw scores, the cached features of the sample) plus, for ``layer_mean``, the other features of the two
+transformer text encoders:
 
 - ``layer_mean``: the mean over the transformer layers of the attention-mask mean-pooled hidden states
   (TransformerRanker's "layer mean", Garbas et al., ACL Findings 2024) replaces the pooled features of
-  all-MiniLM-L6-v2 and all-mpnet-base-v2; the fused scorers are recomputed on them;
+  all-MiniLM-L6-v2 and all-mpnet-base-v2; the fused scorers are recomputed on them. ADOPTED, and since issue
+  20 item 1 zoo's default (``zoo.backbones.layers``): in a run of this zoo the switch is on in "zoo: with data"
+  (:func:`shipped`), and turning it off puts back the pooled features (``variants["pooled"]``: the scorers on
+  ``zoo.features.extract(..., layers=None)``). A stored run from before holds the layer-mean scores instead
+  (``variants["layer_mean"]``, from :func:`layer_mean_features`, an implementation kept apart from zoo's and
+  cached under ``<zoo cache>/bench_layer_mean``; tests/test_layer_mean.py checks that zoo's features equal it);
 - ``source_heads``: NCE and LEEP join the fused scorers when every candidate has a source head;
 - ``non_embedding_size``: the size prior counts parameters outside the embedding tables;
 - ``saturation``: H-score and TransRate join the fused scorers, each left out of a task where any candidate is
@@ -135,21 +140,32 @@ def ill_posed(name: str, n: int, d: int, min_class: int) -> str | None:
 
 
 def variant_inputs(sample: Any, records: dict[str, Any], dims: dict[str, int],
-                   score_names: tuple[str, ...]) -> dict[str, Any]:
+                   score_names: tuple[str, ...], shipped_layer_mean: bool = True) -> dict[str, Any]:
     """What the variants need for one task (JSON-able): sample shape, feature dims, non-embedding parameter
-    counts, and the scorers recomputed on the layer-mean features of the transformer text encoders."""
+    counts, and for the transformer text encoders the scorers on the features the run's zoo did not score:
+    the pooled output (``pooled``) when it scored the layer mean (``shipped_layer_mean``, this zoo), else the
+    layer mean (``layer_mean``: a stored run from before zoo shipped it)."""
     from zoo import scores as scorers
+    from zoo.backbones.layers import scoring_layers
+    from zoo.features import extract
 
     labels = sample.labels
     out: dict[str, Any] = {"n": int(len(labels)), "min_class": int(np.bincount(labels).min()), "dims": dict(dims),
                            "layer_mean": {}, "layers": {}, "non_embedding_params": {}}
+    if shipped_layer_mean:
+        out["pooled"] = {}
     for m, rec in records.items():
         try:
             out["non_embedding_params"][m] = non_embedding_params(rec)
         except Exception as e:  # noqa: BLE001 - a count that cannot be made leaves the raw count (said)
             print(f"non-embedding parameters of {m}: {type(e).__name__}: {e}; raw count used", flush=True)
             out["non_embedding_params"][m] = int(rec.params or 0)
-        if m in TRANSFORMER_TEXT and sample.modality == "text":
+        if shipped_layer_mean and scoring_layers(rec, sample.modality) is not None:
+            lm, pooled = extract(rec, sample), extract(rec, sample, layers=None).features  # zoo's cache: no new pass
+            out["pooled"][m] = {s: float(scorers.get_score(s)(pooled, labels)) for s in score_names}
+            out["layers"][m] = lm.layers
+            out["dims"][m], out["dims"][f"{m}#layer_mean"] = int(pooled.shape[1]), int(lm.features.shape[1])
+        elif not shipped_layer_mean and m in TRANSFORMER_TEXT and sample.modality == "text":
             lm, layers = layer_mean_features(rec, sample)
             out["layer_mean"][m] = {s: float(scorers.get_score(s)(lm, labels)) for s in score_names}
             out["layers"][m] = layers
@@ -157,23 +173,30 @@ def variant_inputs(sample: Any, records: dict[str, Any], dims: dict[str, int],
     return out
 
 
+def shipped(result: dict[str, Any]) -> set[str]:
+    """The switches on in the zoo that scored ``result``: ``layer_mean`` when its raw scores are on the layer-mean
+    features (its variant inputs hold the pooled scores instead), none in a run from before zoo shipped it."""
+    return {"layer_mean"} if "pooled" in result.get("variants", {}) else set()
+
+
 def variant_fused(result: dict[str, Any], on: frozenset[str] | set[str]) -> dict[str, float]:
-    """The shipped fusion with the switches in ``on`` turned on (none on: the shipped fusion, rebuilt)."""
+    """The fusion with exactly the switches in ``on`` turned on (``shipped(result)``: the shipped fusion, rebuilt)."""
     from zoo import fusion
 
     v = result["variants"]
     models = result.get("candidates", result["models"])
     raw = {m: dict(result["raw_scores"][m]) for m in models}
-    if "layer_mean" in on:
-        for m, sc in v["layer_mean"].items():
-            if m in raw:
-                raw[m].update(sc)
+    # The raw scores are on the features the run's zoo scored; the variant inputs hold the other kind.
+    other = v.get("layer_mean", {}) if "layer_mean" in on else v.get("pooled", {})
+    for m, sc in other.items():
+        if m in raw:
+            raw[m].update(sc)
     used = list(fusion.FUSED_SCORES)
     if "source_heads" in on and all(all(s in raw[m] and math.isfinite(raw[m][s]) for s in SOURCE) for m in models):
         used += [s for s in SOURCE if s not in used]
     if "saturation" in on:
         for s in SATURABLE:
-            dims = [v["dims"].get(f"{m}#layer_mean" if "layer_mean" in on and m in v["layer_mean"] else m)
+            dims = [v["dims"].get(f"{m}#layer_mean" if "layer_mean" in on and f"{m}#layer_mean" in v["dims"] else m)
                     for m in models]
             if all(s in raw[m] for m in models) and not any(
                     ill_posed(s, v["n"], int(d or 0), v["min_class"]) for d in dims):
@@ -188,7 +211,8 @@ def variant_fused(result: dict[str, Any], on: frozenset[str] | set[str]) -> dict
 
 def loto_choice(results: list[dict[str, Any]], switch: str, evaluate: Any) -> dict[str, bool]:
     """Per task: is ``switch`` on? Chosen on the OLD counted tasks other than the task (held-out tasks: on all
-    old counted tasks); on iff it raises mean weighted tau there (ties: lower mean regret; still tied: off)."""
+    old counted tasks); on iff it raises mean weighted tau there (ties: lower mean regret; still tied: off). On and
+    off are on top of the switches each run shipped with (:func:`shipped`)."""
     old = [r for r in results if not r["saturated"] and not r["heldout"]]
     choice = {}
     for r in results:
@@ -196,8 +220,8 @@ def loto_choice(results: list[dict[str, Any]], switch: str, evaluate: Any) -> di
         if not train:
             choice[r["task"]] = False
             continue
-        on = [evaluate(o, variant_fused(o, {switch})) for o in train]
-        off = [evaluate(o, variant_fused(o, set())) for o in train]
+        on = [evaluate(o, variant_fused(o, shipped(o) | {switch})) for o in train]
+        off = [evaluate(o, variant_fused(o, shipped(o) - {switch})) for o in train]
         t_on, t_off = np.mean([x[0] for x in on]), np.mean([x[0] for x in off])
         r_on, r_off = np.mean([x[1] for x in on]), np.mean([x[1] for x in off])
         choice[r["task"]] = bool(t_on > t_off + 1e-12 or (abs(t_on - t_off) <= 1e-12 and r_on < r_off - 1e-12))

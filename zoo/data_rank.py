@@ -186,6 +186,7 @@ def rank_with_data(
         cand.download_bytes, cand.download_seconds = m.download_bytes, m.download_seconds
         cand.extract_seconds = m.extract_seconds
         cand.data_not_informative = {**m.skipped, **m.not_informative}
+        cand.feature_layers = m.layers  # Candidate.load() hands over the same features
         measured.append(cand)
     for plan in report.plan:
         if plan.warnings and plan.id in {c.id for c in measured}:

@@ -9,7 +9,11 @@ sample's item order.
   orientation applied; the colour mode and resizing are the backbone's ``preprocess``), timed separately
   as ``decode_seconds``, then batched through the backbone; ``forward_seconds`` is the time in the
   forward passes.
-- **Texts** go to the backbone in batches of raw strings.
+- **Texts** go to the backbone in batches of raw strings. A transformer text encoder (sentence-transformers or
+  transformers, :func:`zoo.backbones.layers.scoring_layers`) gives the mean over all its transformer layers of the
+  attention-mask mean-pooled hidden states, not its own pooled output (issue 20 item 1: adopted by the rule
+  pre-registered in bench_ranking.py); ``extract(..., layers=None)`` gives the pooled output instead. The layers
+  are part of the cache key and are recorded in the entry's metadata and in ``Features.layers``.
 - **Arrays** (an ``.npz`` sample, ``modality == "array"``) are taken as precomputed features: the
   result is the arrays themselves, flattened to ``(n, -1)`` float32, for any model. This lets users
   score embeddings they computed elsewhere. Nothing is loaded and nothing is cached.
@@ -45,7 +49,9 @@ damaged source probabilities alone are recomputed from the features (or with one
 (size, mtime and a hash of the first and last MiB; a Hugging Face snapshot's folder name), the
 sample's content hash and item order, and everything in the record that changes the features
 (input size, mean, std, interpolation, crop_pct, max_length, pooling, ...), a vision-language
-model's tower, plus :data:`FEATURES_VERSION`. Changing any of them gives a new key; stale entries stay until
+model's tower, the transformer layers averaged (only when there are: the key of every other model is as
+before, and an entry of a text encoder's pooled output is never read as its layer mean), plus
+:data:`FEATURES_VERSION`. Changing any of them gives a new key; stale entries stay until
 :func:`clear_cache` (``zoo cache clear``) removes them.
 """
 
@@ -104,6 +110,9 @@ class Features:
     source_labels: list[str] | None = None
     source_note: str = ""
     threads: int | None = None  # torch threads used for the forward passes (None: not torch, or untouched)
+    # the transformer layers whose mask-mean-pooled hidden states were averaged (zoo.backbones.layers; 1-based);
+    # None: the model's own output
+    layers: list[int] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -210,9 +219,13 @@ def _order_digest(sample: Sample) -> str:
     return h.hexdigest()[:16]
 
 
-def feature_key(record: ModelRecord, sample: Sample) -> str:
+def feature_key(record: ModelRecord, sample: Sample, layers: Any = "auto") -> str:
     """The cache key: sha256 over the model id, its weights' fingerprint, the sample and the preprocessing (and,
-    for a vision-language model, the tower: the sample's modality)."""
+    for a vision-language model, the tower: the sample's modality; for layer-mean features, the layers asked
+    for, as in :func:`extract`)."""
+    from zoo.backbones.layers import requested
+
+    spec = requested(record, sample.modality, layers)
     doc = {
         "model": record.id,
         "weights": _weights_fingerprint(record) if sample.modality != "array" else None,
@@ -223,6 +236,8 @@ def feature_key(record: ModelRecord, sample: Sample) -> str:
     }
     if record.modality == "multimodal" and sample.modality != "array":
         doc["tower"] = sample.modality  # a vision-language model: the image and the text tower give other features
+    if spec is not None:  # only then: the keys of the model's own output stay what they were
+        doc["layers"] = spec if isinstance(spec, str) else list(spec)
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -409,10 +424,11 @@ class _Pass:
     source_labels: list[str] | None
     no_source_head: str
     imports: dict[str, float] = field(default_factory=dict)  # module -> seconds, imported by this pass's load
+    layers: list[int] | None = None  # what the backbone's features averaged (LoadedBackbone.layers)
 
 
 def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, progress: bool,
-             with_source: bool, lb: Any = None) -> _Pass:
+             with_source: bool, lb: Any = None, layers: Any = None) -> _Pass:
     """One pass over the sample: features, and the source probabilities when asked and the model has a head."""
     from zoo.backbones import load_backbone
     from zoo.backbones.preprocess import decode_image
@@ -422,7 +438,7 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
     imports: dict[str, float] = {}
     if lb is None:
         imports = import_modules(record.library)  # timed apart: a process pays them once (zoo.estimates)
-        lb = load_backbone(record, device=device, modality=_tower(record, sample))
+        lb = load_backbone(record, device=device, modality=_tower(record, sample), layers=layers)
     load_seconds = time.perf_counter() - t0
     want = with_source and lb.has_source_head
     items = list(sample.items or [])
@@ -476,11 +492,11 @@ def _compute(record: ModelRecord, sample: Sample, batch_size: int, device: str, 
         p = np.ascontiguousarray(p, dtype=np.float32)
     return _Pass(np.ascontiguousarray(f, dtype=np.float32), p, lb.device, decode, load_seconds, forward,
                  threads if lb.model is not None else None, lb.source_classes, lb.source_labels, lb.no_source_head,
-                 imports)
+                 imports, list(lb.layers) if lb.layers else None)
 
 
 def _meta(key: str, record: ModelRecord, sample: Sample, feats: np.ndarray, device: str, seconds: float,
-          probs: np.ndarray | None, labels: list[str] | None, no_head: str) -> dict:
+          probs: np.ndarray | None, labels: list[str] | None, no_head: str, layers: list[int] | None = None) -> dict:
     meta: dict[str, Any] = {
         "key": key, "model_id": record.id, "data_hash": sample.content_hash, "source": sample.source,
         "modality": sample.modality, "n": int(feats.shape[0]), "d": int(feats.shape[1]),
@@ -488,6 +504,10 @@ def _meta(key: str, record: ModelRecord, sample: Sample, feats: np.ndarray, devi
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "features_version": FEATURES_VERSION,
     }
+    if layers:  # what the features are: e.g. "mean of layers 1-6" (zoo.backbones.layers)
+        from zoo.backbones.layers import describe
+
+        meta["layers"], meta["features"] = list(layers), describe(layers)
     if probs is not None:
         meta["source_classes"] = int(probs.shape[1])
         if labels:
@@ -498,8 +518,13 @@ def _meta(key: str, record: ModelRecord, sample: Sample, feats: np.ndarray, devi
 
 
 def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device: str = "auto",
-            cache: bool | str = True, progress: bool = False, with_source_probs: bool = False) -> Features:
+            cache: bool | str = True, progress: bool = False, with_source_probs: bool = False,
+            layers: Any = "auto") -> Features:
     """Penultimate features ``(len(sample), d)`` of ``sample`` under ``record``, from the cache when possible.
+
+    ``layers`` (:mod:`zoo.backbones.layers`): ``"auto"``, the features zoo scores (a transformer text encoder's
+    mean over all its layers, every other model's own output); None, the model's own output; ``"all"`` or a
+    list of layer numbers. ``Features.layers`` says which layers were averaged.
 
     ``cache="read"`` reads the cache but never writes it: a Ray worker's features go back to the driver,
     the one writer (:func:`store`).
@@ -516,7 +541,10 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
         from zoo.fetching import ensure
 
         ensure(record)  # fetched first: the cache key names the snapshot's commit, not "missing"
-    key = feature_key(record, sample)
+    from zoo.backbones.layers import requested
+
+    spec = requested(record, sample.modality, layers)
+    key = feature_key(record, sample, spec)
     status = source_head_status(record)
     want = with_source_probs and status.has_head is not False
     note = status.reason if with_source_probs and not want else ""
@@ -535,7 +563,7 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
         if hit is not None:
             arr, meta, probs = hit
             out = Features(record.id, sample.content_hash, key, arr, 0.0, True, str(meta.get("device", "cpu")), 0.0,
-                           source_note=note)
+                           source_note=note, layers=meta.get("layers"))
             if not want:
                 return out
             if probs is not None:
@@ -553,7 +581,7 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
             probs = lb.source_probs_from_features(arr) if lb.has_source_head else None
             if probs is not None or not lb.has_source_head:
                 meta = _meta(key, record, sample, arr, lb.device, float(meta.get("seconds") or 0.0), probs,
-                             lb.source_labels, lb.no_source_head)
+                             lb.source_labels, lb.no_source_head, meta.get("layers"))
                 if write:
                     _write(key, arr, meta, probs, features_too=False)
                 out.seconds = out.load_seconds = time.perf_counter() - t0
@@ -563,15 +591,16 @@ def extract(record: ModelRecord, sample: Sample, *, batch_size: int = 64, device
             # the Keras heads read the feature map: one full pass for both below
             preload = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = _compute(record, sample, batch_size, device, progress, want, lb)
+    # A backbone loaded above for a source head reads the model's own output; it serves layers=None only.
+    res = _compute(record, sample, batch_size, device, progress, want, lb if spec is None else None, spec)
     seconds = time.perf_counter() - t0 + preload
     res.load += preload
     _calibrate(record, sample, res, seconds, batch_size)
     if write:
         _write(key, res.features, _meta(key, record, sample, res.features, res.device, seconds, res.probs,
-                                        res.source_labels, res.no_source_head), res.probs)
+                                        res.source_labels, res.no_source_head, res.layers), res.probs)
     out = Features(record.id, sample.content_hash, key, res.features, seconds, False, res.device, res.decode,
-                   res.load, res.forward, threads=res.threads)
+                   res.load, res.forward, threads=res.threads, layers=res.layers)
     if with_source_probs:
         out.source_probs, out.source_classes = res.probs, (res.source_classes if res.probs is not None else None)
         out.source_labels = res.source_labels if res.probs is not None else None
@@ -593,20 +622,22 @@ def _calibrate(record: ModelRecord, sample: Sample, res: _Pass, seconds: float, 
         threads=res.threads, imports=dict(res.imports)))
 
 
-def store(record: ModelRecord, sample: Sample, feats: Features) -> bool:
-    """Put features computed elsewhere (a Ray worker, from the same record and sample) into this machine's
-    cache under this machine's key, unless an entry is there already; True when written."""
+def store(record: ModelRecord, sample: Sample, feats: Features, layers: Any = "auto") -> bool:
+    """Put features computed elsewhere (a Ray worker, from the same record and sample, extracted with the same
+    ``layers``) into this machine's cache under this machine's key, unless an entry is there already; True when
+    written."""
     if sample.modality == "array":
         return False  # an .npz holds the features themselves: nothing is cached for it
     try:
-        key = feature_key(record, sample)
+        key = feature_key(record, sample, layers)
     except ZooError:
         key = feats.key
     if _read(key, len(sample)) is not None:
         return False
     probs = feats.source_probs
     _write(key, feats.features, _meta(key, record, sample, feats.features, feats.device, feats.seconds, probs,
-                                      feats.source_labels, feats.source_note if probs is None else ""), probs)
+                                      feats.source_labels, feats.source_note if probs is None else "", feats.layers),
+           probs)
     return True
 
 
@@ -616,13 +647,14 @@ def _array_features(sample: Sample) -> np.ndarray:
     return np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=np.float32)
 
 
-def cached(record: ModelRecord, sample: Sample) -> tuple[np.ndarray, np.ndarray | None] | None:
+def cached(record: ModelRecord, sample: Sample, layers: Any = "auto") -> tuple[np.ndarray, np.ndarray | None] | None:
     """``(features, source probabilities or None)`` of ``record`` on ``sample`` as this machine already has them
-    (an .npz's own arrays, or the feature cache's entry), without loading the model; None when not cached."""
+    (an .npz's own arrays, or the feature cache's entry for ``layers`` as in :func:`extract`), without loading
+    the model; None when not cached."""
     if sample.modality == "array":
         return _array_features(sample), None
     try:
-        key = feature_key(record, sample)
+        key = feature_key(record, sample, layers)
     except ZooError:
         return None
     got = _read(key, len(sample))
@@ -708,7 +740,7 @@ def _write(key: str, feats: np.ndarray, meta: dict, probs: np.ndarray | None = N
 
 
 def cache_info() -> list[dict]:
-    """Cached feature sets, oldest first: key, model_id, data_hash, n, d, bytes, created, seconds."""
+    """Cached feature sets, oldest first: key, model_id, data_hash, n, d, bytes, created, seconds, layers."""
     folder = features_dir()
     if not folder.is_dir():
         return []
@@ -727,6 +759,7 @@ def cache_info() -> list[dict]:
             "n": meta.get("n"), "d": meta.get("d"), "bytes": size, "created": meta.get("created"),
             "seconds": meta.get("seconds"),  # how long the extraction took: a measured speed for estimates
             "source_classes": meta.get("source_classes"),  # source probabilities cached beside (LEEP/NCE)
+            "layers": meta.get("layers"),  # the transformer layers averaged; None: the model's own output
         })
     entries.sort(key=lambda e: (str(e["created"] or ""), e["key"]))
     return entries

@@ -101,8 +101,10 @@ class Candidate:
       ``extract_seconds``, ``data_cached`` (features from the cache), ``data_warnings`` (where the data does
       not fit it), ``data_not_informative`` (scorer -> why it has no value for this candidate: not informative
       on the sample, or no source head), ``weights_commit`` (the Hub commit measured), ``download_bytes`` and
-      ``download_seconds`` (fetched for it by this call), ``probe`` (a ``zoo.probe.ProbeResult`` with ``probe_top``) and ``plan`` (the
-      pick's ``zoo.plan.TransferPlan``).
+      ``download_seconds`` (fetched for it by this call), ``probe`` (a ``zoo.probe.ProbeResult`` with ``probe_top``), ``plan`` (the
+      pick's ``zoo.plan.TransferPlan``) and ``feature_layers``: for a transformer text encoder, the layers whose
+      mask-mean-pooled hidden states were averaged into the features zoo scored (``[1, ..., L]``; None: the
+      model's own output; ``zoo.backbones.layers``).
 
     :meth:`load` gives the model ready to fine-tune.
     """
@@ -129,6 +131,8 @@ class Candidate:
     # with data: scorer -> why it has no value for this candidate (not informative on the sample, no source head)
     data_not_informative: dict[str, str] = field(default_factory=dict)
     plan: Any = None  # zoo.plan.TransferPlan for the top pick when data was given
+    # with data: the transformer layers averaged into the scored features (None: the model's own output)
+    feature_layers: list[int] | None = None
 
     def load(self, num_classes: int | None = None, *, device: str = "auto", plan: bool = False,
              modality: str | None = None, fetch: bool = True):
@@ -145,6 +149,10 @@ class Candidate:
         ``**preprocess(texts)``). Encoders that cannot be fine-tuned (ONNX, averaged word vectors) have
         ``model=None`` and ``trainable=False``: train the head on ``backbone.features(batch)``.
 
+        ``backbone.features(texts)`` gives the features zoo scored: for a transformer text encoder ranked on
+        data, the mean over ``feature_layers`` of the mask-mean-pooled hidden states (``backbone.layers``);
+        ``backbone.model`` still returns the model's pooled output, the usual input of a fine-tuning head.
+
         Weights that are not on this machine are fetched from the Hub first (``fetch=False``: only what is
         on disk; ``WeightsUnavailable`` then names the command that fetches them).
         ``modality`` is the data it will read: for a vision-language (multimodal) candidate it picks the
@@ -154,9 +162,10 @@ class Candidate:
         transformers; it returns a ``zoo.plan.PlannedModel``."""
         from zoo.backbones import load_backbone
 
+        layers = list(self.feature_layers) if self.feature_layers else None
         if not plan:
             return load_backbone(self.record, num_classes=num_classes, device=device, modality=modality,
-                                 fetch=None if fetch else False)
+                                 fetch=None if fetch else False, layers=layers)
         if self.plan is None:
             raise UsageError(f"{self.id} has no transfer plan: recommend with data=..., or make one with "
                              f"zoo.plan.plan_for(data, {self.id!r}).")
@@ -165,7 +174,7 @@ class Candidate:
         from zoo.plan import apply_plan
 
         return apply_plan(load_backbone(self.record, num_classes=num_classes, device=device, modality=modality,
-                                        fetch=None if fetch else False), self.plan, num_classes)
+                                        fetch=None if fetch else False, layers=layers), self.plan, num_classes)
 
 
 @dataclass

@@ -92,6 +92,7 @@ class StoredCandidate:
     weights_commit: str | None = None  # the Hub commit of the weights measured (None: not a Hub repo, or no data)
     probe: dict[str, Any] | None = None  # zoo.probe.ProbeResult's fields
     plan: dict[str, Any] | None = None  # zoo.plan.TransferPlan's fields
+    feature_layers: list[int] | None = None  # the transformer layers averaged into the scored features
 
     def model_record(self) -> ModelRecord:
         """The ``ModelRecord`` as it was at run time (fields unknown to this zoo are dropped)."""
@@ -100,11 +101,12 @@ class StoredCandidate:
     def load(self, num_classes: int | None = None, *, device: str = "auto", modality: str | None = None,
              fetch: bool = True) -> Any:
         """The backbone ready to fine-tune, like ``Candidate.load`` (``modality`` picks a vision-language tower;
-        absent weights are fetched unless ``fetch=False``)."""
+        absent weights are fetched unless ``fetch=False``; ``features()`` averages ``feature_layers`` as scored)."""
         from zoo.backbones import load_backbone
 
         return load_backbone(self.model_record(), num_classes=num_classes, device=device, modality=modality,
-                             fetch=None if fetch else False)
+                             fetch=None if fetch else False,
+                             layers=list(self.feature_layers) if self.feature_layers else None)
 
 
 @dataclass
@@ -202,6 +204,7 @@ class StoredRun:
                 record=jsonable(c.record), variants=list(c.variants), data_scores=jsonable(c.data_scores),
                 data_seconds=c.data_seconds, data_cached=c.data_cached, data_warnings=list(c.data_warnings),
                 weights_commit=c.weights_commit, probe=probe if isinstance(probe, dict) else None, plan=plan if isinstance(plan, dict) else None,
+                feature_layers=list(c.feature_layers) if getattr(c, "feature_layers", None) else None,
             ))
         data = jsonable(rec.data)
         if data is not None and not isinstance(data, dict):

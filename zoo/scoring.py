@@ -25,7 +25,8 @@ class ModelScore:
     ``feature_dim``), ``extract_seconds`` (0 when ``cached``) on ``device``, ``score_seconds`` per scorer, scorers
     that do not apply and why (``skipped``), scorers not computed because their value would say nothing on this
     sample and why (``not_informative``: zoo.scores.regime), what was fetched for it (``download_bytes``,
-    ``download_seconds``, ``weights_commit``), or ``error``: why it could not be scored."""
+    ``download_seconds``, ``weights_commit``), which transformer layers its features averaged (``layers``, None:
+    the model's own output; :mod:`zoo.backbones.layers`), or ``error``: why it could not be scored."""
 
     id: str
     scores: dict[str, float]
@@ -43,6 +44,7 @@ class ModelScore:
     # scorer -> why its value would say nothing on this sample (zoo.scores.regime: H-score with n <= d + 1, ...);
     # such a scorer is not computed, so it is neither shown as a number nor fused
     not_informative: dict[str, str] = field(default_factory=dict)
+    layers: list[int] | None = None  # the transformer layers the scored features averaged (None: model's output)
 
 
 @dataclass
@@ -269,7 +271,8 @@ def measure(rec: Any, sample: Any, fns: dict[str, Any], policy: Any, *, device: 
                       feats.cached, feats.device, skipped=skipped, not_informative=noinf,
                       weights_commit=got.commit if got is not None else None,
                       download_bytes=got.bytes if got is not None else 0,
-                      download_seconds=got.seconds if got is not None and got.bytes else 0.0), feats, got
+                      download_seconds=got.seconds if got is not None and got.bytes else 0.0,
+                      layers=feats.layers), feats, got
 
 
 def _not_informative(fns: dict[str, Any], shape: tuple[int, ...], labels: Any) -> dict[str, str]:

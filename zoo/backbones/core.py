@@ -52,9 +52,14 @@ class LoadedBackbone:
     - ``modality``: the data it reads, "image" or "text" (for a vision-language record, the tower loaded).
     - ``source_classes``, ``source_labels``, ``source_head``, ``source_head_on_features``, ``no_source_head``:
       the pre-training classifier kept for LEEP/NCE (:mod:`zoo.source_heads`), or why there is none.
+    - ``layers``: what :meth:`features` returns for a transformer text encoder (:mod:`zoo.backbones.layers`):
+      None, the model's own pooled output (what ``model`` returns; the default of ``load_backbone``), or the
+      layer numbers whose mask-mean-pooled hidden states it averages (``load_backbone(..., layers="all")``,
+      which ``Candidate.load()`` passes for the layers zoo scored); ``layers_text`` says it in words.
 
     :meth:`features` runs a batch under ``torch.inference_mode`` and returns NumPy features; for training,
-    call ``model`` (then ``head``) yourself, as in the README's fine-tuning step.
+    call ``model`` (then ``head``) yourself, as in the README's fine-tuning step. With ``layers`` set,
+    ``model`` still returns the pooled output: :meth:`features` is what zoo scored, ``model`` what fine-tunes.
     """
 
     record: ModelRecord
@@ -79,6 +84,8 @@ class LoadedBackbone:
     source_head: Any = field(default=None, repr=False)
     source_head_on_features: bool = True
     no_source_head: str = ""
+    # The transformer layers features() averages (1-based, the embedding output not counted); None: model's output.
+    layers: tuple[int, ...] | None = None
     _features_fn: Callable | None = field(default=None, repr=False)
     _source_fn: Callable | None = field(default=None, repr=False)  # batch -> (features, logits), one pass
     _runner: Any = field(default=None, repr=False)  # torch image backbones: the inference-copy runner
@@ -91,8 +98,16 @@ class LoadedBackbone:
     def __repr__(self) -> str:
         head = f", head={self.head.in_features}->{self.head.out_features}" if self.head is not None else ""
         src = f", source_classes={self.source_classes}" if self.source_classes is not None else ""
+        lay = f", layers={self.layers_text!r}" if self.layers else ""
         return (f"LoadedBackbone({self.record.id!r}, library={self.record.library!r}, feature_dim={self.feature_dim}, "
-                f"trainable={self.trainable}, device={self.device!r}{head}{src})")
+                f"trainable={self.trainable}, device={self.device!r}{head}{src}{lay})")
+
+    @property
+    def layers_text(self) -> str:
+        """What :meth:`features` returns, in words: "mean of layers 1-6", or the model's own pooled output."""
+        from zoo.backbones.layers import describe
+
+        return describe(self.layers)
 
     @property
     def has_source_head(self) -> bool:
@@ -176,7 +191,9 @@ def register_adapter(*names: str) -> Callable:
     the weights and sets ``model``, ``preprocess``, ``feature_dim``, ``trainable``, ``note`` and the
     feature function. An adapter that loads one tower of a vision-language model declares a keyword
     ``modality`` (``fn(record, *, device, modality)``): ``load_backbone`` then passes the data modality it
-    resolved ("image" or "text" for a multimodal record, else the record's own); others never get it.
+    resolved ("image" or "text" for a multimodal record, else the record's own); others never get it. An
+    adapter whose models have transformer layers declares ``layers`` and gets the request when one is made
+    (:mod:`zoo.backbones.layers`; it sets ``LoadedBackbone.layers`` to what ``features`` averages).
     """
 
     def deco(fn: Callable[..., LoadedBackbone]) -> Callable[..., LoadedBackbone]:
@@ -192,8 +209,15 @@ def adapter_names() -> list[str]:
 
 
 def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device: str = "auto",
-                  fetch: Any = None, modality: str | None = None) -> LoadedBackbone:
+                  fetch: Any = None, modality: str | None = None, layers: Any = None) -> LoadedBackbone:
     """Load ``record``'s weights as a backbone (+ a new ``nn.Linear(feature_dim, num_classes)`` head).
+
+    ``layers`` is what :meth:`LoadedBackbone.features` returns for a transformer text encoder
+    (:mod:`zoo.backbones.layers`): None (the default) the model's own pooled output, ``"all"`` the mean over
+    every transformer layer of the mask-mean-pooled hidden states (what zoo scores, see
+    :func:`zoo.backbones.layers.scoring_layers`), or a list of layer numbers. ``"all"`` on a model without
+    layers zoo reads (ONNX, word vectors, images, a vision-language tower) leaves its own output
+    (``LoadedBackbone.layers`` None); a list of layer numbers there is a ``UsageError``.
 
     ``modality`` is the data the backbone will read. It picks the tower of a vision-language
     (``multimodal``) record: ``"image"`` (the default when it is None; ``note`` says so) or ``"text"``; for
@@ -216,14 +240,23 @@ def load_backbone(record: ModelRecord, *, num_classes: int | None = None, device
         raise ZooError(f"num_classes must be a positive integer, got {num_classes!r}")
     tower, default_note = _data_modality(record, modality)
     ensure(record, fetch)
+    from zoo.backbones.layers import ALL, check_spec
+
+    spec = check_spec(layers)
     dev = _device(device)
     adapter = _ADAPTERS[lib]
-    if "modality" in inspect.signature(adapter).parameters:
-        lb = adapter(record, device=dev, modality=tower)
+    params = inspect.signature(adapter).parameters
+    kw: dict[str, Any] = {}
+    if spec is not None and "layers" in params:
+        kw["layers"] = spec
+    elif spec not in (None, ALL):
+        raise UsageError(f"{record.id} ({lib}) has no transformer layers zoo can read; load it without layers.")
+    if "modality" in params:
+        lb = adapter(record, device=dev, modality=tower, **kw)
     elif tower != record.modality:
         raise NoAdapter(f"The {lib} adapter loads {record.modality} models only; {record.id} cannot read {tower} data.")
     else:
-        lb = adapter(record, device=dev)
+        lb = adapter(record, device=dev, **kw)
     lb.device = dev
     lb.modality = tower
     if default_note:

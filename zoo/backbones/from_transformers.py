@@ -1,7 +1,9 @@
 """The ``transformers`` adapter: ``AutoModel`` text and image encoders from a local folder or the HF cache,
 pooled by the record's rule, the folder's sentence-transformers config, or the modality's default; a
 CLIP-style dual encoder (``config.model_type`` in :data:`zoo.loadable.DUAL_ENCODER_TYPES`) loads the tower
-that fits the data instead (:mod:`zoo.backbones.from_vision_language`)."""
+that fits the data instead (:mod:`zoo.backbones.from_vision_language`). A text encoder loaded with ``layers``
+(:mod:`zoo.backbones.layers`) gives ``features()`` = the mean over those layers of the mask-mean-pooled hidden
+states; ``model`` keeps returning the record's pooling of the last hidden states."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.backbones.core import LoadedBackbone, register_adapter
+from zoo.backbones.layers import ALL, LayerSpec, describe, layer_mean, resolve
 from zoo.backbones.preprocess import processor_pipeline
 from zoo.errors import ZooError
 from zoo.record import ModelRecord
@@ -105,7 +108,7 @@ def _ensure_pad_token(record: ModelRecord, tok: Any) -> None:
 
 
 @register_adapter("transformers")
-def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
+def _load_transformers(record: ModelRecord, *, device: str, layers: LayerSpec = None) -> LoadedBackbone:
     from zoo._compat import ensure_torchvision
 
     ensure_torchvision()
@@ -121,6 +124,7 @@ def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
     mode = _transformers_pooling(record, folder, record.modality)
     auto, how = _auto_model(folder, config, kw)
     model = _make_pooled_encoder(auto, mode).to(device).eval()
+    chosen: tuple[int, ...] | None = None
 
     if record.modality == "text":
         from transformers import AutoTokenizer
@@ -138,7 +142,16 @@ def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
             return model(**inputs).float().cpu().numpy()
 
         note = f"{mode} pooling over the last hidden states{' of the encoder' if how == 'encoder' else ''}; max_length {max_len}"
+        if layers is not None:
+            n = getattr(config, "num_hidden_layers", None)  # transformers maps n_layer / num_layers onto it
+            if not n:
+                raise ZooError(f"{record.id}: its config names no number of layers, so zoo cannot average them.")
+            chosen = resolve(layers, int(n), record.id)
+            run = _layer_mean_fn(auto, preprocess, chosen, device)
+            note += f"; features(): {describe(chosen)} (mask-mean-pooled hidden states)"
     else:
+        if layers not in (None, ALL):
+            raise ZooError(f"{record.id}: layer-mean features are for text encoders; this is an image model.")
         preprocess, run = processor_pipeline(record, str(folder), model, device, kw)
         note = (f"{mode} pooling (token outputs) / pooled output (conv nets)"
                 f"{'; the encoder of an encoder-decoder model' if how == 'encoder' else ''}; "
@@ -146,5 +159,16 @@ def _load_transformers(record: ModelRecord, *, device: str) -> LoadedBackbone:
     with torch.inference_mode():
         probe = run(["a"] if record.modality == "text" else torch.stack([preprocess(np.zeros((8, 8, 3), np.uint8))]))
     return LoadedBackbone(record=record, model=model, head=None, preprocess=preprocess, feature_dim=int(probe.shape[1]),
-                          trainable=True, note=note, _features_fn=run)
+                          trainable=True, note=note, _features_fn=run, layers=chosen)
+
+
+def _layer_mean_fn(auto: Any, preprocess: Any, layers: tuple[int, ...], device: str):
+    """texts -> (n, hidden) layer-mean features of the ``AutoModel`` (or encoder) ``auto``."""
+
+    def run(texts: Sequence[str]) -> np.ndarray:
+        inputs = {k: v.to(device) for k, v in preprocess(texts).items()}
+        out = auto(**inputs, output_hidden_states=True, return_dict=True)
+        return layer_mean(out.hidden_states, inputs.get("attention_mask"), layers).float().cpu().numpy()
+
+    return run
 

@@ -146,20 +146,26 @@ _load_plain = _ADAPTERS["transformers"]  # the AutoModel adapter (zoo.backbones.
 
 
 @register_adapter("transformers")
-def _load_transformers(record: ModelRecord, *, device: str, modality: str | None = None) -> LoadedBackbone:
+def _load_transformers(record: ModelRecord, *, device: str, modality: str | None = None,
+                       layers: Any = None) -> LoadedBackbone:
     """A dual encoder's tower (multimodal records, and any folder whose config is a dual encoder), else the plain
-    ``AutoModel`` encoder of :mod:`zoo.backbones.from_transformers`."""
+    ``AutoModel`` encoder of :mod:`zoo.backbones.from_transformers` (which reads ``layers``; a tower keeps its
+    projected embedding: ``layers="all"`` leaves it, a list of layers is refused)."""
+    from zoo.backbones.layers import ALL
     from zoo.loadable import DUAL_ENCODER_TYPES, not_encoder_reason
 
     folder = _text_folder(record)
     mtype = _model_type(folder)
     if mtype not in DUAL_ENCODER_TYPES:
         if record.modality != "multimodal":
-            return _load_plain(record, device=device)
+            return _load_plain(record, device=device, **({"layers": layers} if layers is not None else {}))
         why = not_encoder_reason(mtype, "multimodal") or "not a CLIP-style dual encoder"
         raise ZooError(f"{record.id} is {why} (config.json model_type {mtype or 'missing'!r}); zoo loads the image or "
                        f"text tower of transformers {', '.join(DUAL_ENCODER_TYPES)} models. Load it with transformers "
                        "directly.")
+    if layers not in (None, ALL):
+        raise ZooError(f"{record.id} is a vision-language dual encoder: its tower's features are the projected "
+                       "embedding, not an average of layers; load it without layers.")
     from zoo._compat import ensure_torchvision
 
     ensure_torchvision()

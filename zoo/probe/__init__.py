@@ -101,6 +101,7 @@ from zoo.probe.results import (  # constants, the error, the results, their stor
     _settings,
     _store,
     _utcnow,
+    features_match,
     score_agreement,
     settings_hash,
     summarise,
@@ -218,6 +219,7 @@ def _probe(data: str | Path, models: Sequence[str], *, folds: int, seed: int, de
     with Registry(db=db, create=True) as reg:
         records = reg.get_many(ids)
         stored = {} if force else _lookup(reg, [r.id for r in records], sample.content_hash, key)
+        stored = {r.id: stored[r.id] for r in records if r.id in stored and features_match(stored[r.id], r, sample.modality)}
         remote = {}
         if executor == "ray" and any(r.id not in stored for r in records):
             _resolve_device(device)
@@ -287,6 +289,7 @@ def _measure_one(rec: ModelRecord, sample: Sample, *, method: str, folds: int, s
         feats = extract(rec, sample, device=device, progress=show_progress, cache=cache)
         res = probe_features(feats.features, sample.labels, folds=folds, seed=seed, grid=grid, device=device,
                              model_id=rec.id)
+        res.feature_layers = feats.layers
         if sample.modality != "array":  # an .npz holds the features themselves: nothing extracted
             res.features_cached, res.extract_seconds = feats.cached, feats.seconds
     res.weights_commit = got.commit if got is not None else None

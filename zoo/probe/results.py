@@ -20,6 +20,7 @@ from zoo.probe.solver import _EIG_FLOOR, _MAX_ITER, _TOL
 
 if TYPE_CHECKING:
 
+    from zoo.record import ModelRecord
     from zoo.registry import Registry
 
 
@@ -62,7 +63,8 @@ class ProbeResult:
     settings (``folds``, ``inner_folds``, ``seed``), the data's size (``n``, ``n_classes``, ``feature_dim``),
     ``seconds`` of probing on ``device`` (``extract_seconds`` for features, ``features_cached``), whether it was
     read back from the registry (``from_registry``, stored at ``created_at``), the model's ``params`` and
-    ``weights_commit``, the solver's ``iterations`` and a ``note``."""
+    ``weights_commit``, the solver's ``iterations``, a ``note`` and, for a linear probe of a transformer text
+    encoder, the layers its features averaged (``feature_layers``, as scored; None: the model's own output)."""
 
     model_id: str
     method: str  # "linear-probe" | "finetune-last-block"
@@ -92,6 +94,18 @@ class ProbeResult:
     iterations: int = 0  # L-BFGS iterations (the slowest fit of each batch, summed over stages)
     note: str = ""
     created_at: str = ""
+    feature_layers: list[int] | None = None  # linear probe: the transformer layers averaged (zoo.backbones.layers)
+
+
+def features_match(res: ProbeResult, record: ModelRecord, modality: str) -> bool:
+    """A stored linear probe measured the features zoo extracts now: a transformer text encoder's layer mean
+    (issue 20 item 1) or every other model's own output. A probe stored before the layer mean was adopted
+    measured the pooled output of a text encoder, so it is probed again. A fine-tune reads no features."""
+    from zoo.backbones.layers import scoring_layers
+
+    if res.method != LINEAR:
+        return True
+    return bool(res.feature_layers) == (scoring_layers(record, modality) is not None)
 
 
 @dataclass
