@@ -164,3 +164,23 @@ def test_benchmark_layer_mean_switch_is_the_default_and_its_off_state_is_the_poo
     on_new, off_new = rv.variant_fused(new, {"layer_mean"}), rv.variant_fused(new, set())
     assert on_new == rv.variant_fused(old, {"layer_mean"}) and off_new == rv.variant_fused(old, set())
     assert on_new["a"] > on_new["c"] and off_new["a"] < off_new["c"]
+
+
+def test_the_cli_says_which_features_were_scored(texts_csv):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    run = CliRunner()
+    out = run.invoke(cli, ["score", "--data", str(texts_csv), "--models", f"{MINILM.id},{L3_ONNX.id}",
+                           "--scores", "logme"])
+    assert out.exit_code == 0, out.output
+    rows = {line.split()[0]: line for line in out.output.splitlines() if line.startswith("local:")}
+    assert "mean of layers 1-6" in rows[MINILM.id] and "mean of layers" not in rows[L3_ONNX.id]
+    shown = run.invoke(cli, ["cache", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "mean of layers 1-6" in shown.output and "model output" in shown.output
+    rec = run.invoke(cli, ["recommend", "sort short news sentences by topic", "--data", str(texts_csv),
+                           "--candidates", MINILM.id, "--scores", "logme", "--probe-budget", "0"])
+    assert rec.exit_code == 0, rec.output
+    assert "features scored: mean of layers 1-6" in rec.output

@@ -32,9 +32,12 @@ def show(as_json: bool) -> None:
     if not entries:
         click.echo(f"No cached features in {features.features_dir()}.")
         return
-    rows = [[e["model_id"] or "?", e["data_hash"] or "?", f"{e['n']}×{e['d']}", _mb(int(e["bytes"] or 0)),
+    from zoo.backbones.layers import describe
+
+    rows = [[e["model_id"] or "?", e["data_hash"] or "?", f"{e['n']}×{e['d']}",
+             describe(e["layers"]) if e.get("layers") else "model output", _mb(int(e["bytes"] or 0)),
              e["created"] or "-"] for e in entries]
-    click.echo(table(["model", "data hash", "n×d", "MB", "created"], rows))
+    click.echo(table(["model", "data hash", "n×d", "features", "MB", "created"], rows))
     click.echo(f"total: {len(entries)} feature set(s), {_mb(total)} MB in {features.features_dir()}")
 
 

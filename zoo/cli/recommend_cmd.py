@@ -239,6 +239,11 @@ def _echo_data_table(rec) -> None:
     click.echo()
     for c in rec.candidates[:3]:
         click.echo(f"{c.rank}. {c.id}: {c.reason}")
+        if c.feature_layers:  # a transformer text encoder: what was scored, and what Candidate.load() gives
+            from zoo.backbones.layers import describe
+
+            click.echo(f"   features scored: {describe(c.feature_layers)} (zoo.backbones.layers), what its "
+                       "Candidate.load() returns")
         for w in c.data_warnings:
             click.echo(f"   warning: {w}")
     for line in confidence_lines(rec):

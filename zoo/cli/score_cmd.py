@@ -48,7 +48,7 @@ def score(data, models, scores, max_samples, text_column, label_column, device, 
             rows.append([m.id, *["-"] * len(rep.scores), "-", "-", m.error[:60]])
             continue
         rows.append([m.id, *(_cell(m, s) for s in rep.scores), f"{m.extract_seconds:.1f}",
-                     "yes" if m.cached else "no", f"{m.feature_dim}-d on {m.device}"])
+                     "yes" if m.cached else "no", f"{m.feature_dim}-d on {m.device}{_layers(m.layers)}"])
     click.echo(table(["model", *rep.scores, "extract s", "cached", "features"], rows, max_width=60))
     notes = [f"{m.id}, {s}: {why}" for m in rep.models for s, why in {**m.skipped, **m.not_informative}.items()
              if s in rep.scores]
@@ -62,6 +62,15 @@ def score(data, models, scores, max_samples, text_column, label_column, device, 
 
 def register(group: click.Group) -> None:
     group.add_command(score)
+
+
+def _layers(layers: list[int] | None) -> str:
+    """``, mean of layers 1-6`` for a transformer text encoder's layer-mean features (zoo.backbones.layers)."""
+    if not layers:
+        return ""
+    from zoo.backbones.layers import describe
+
+    return f", {describe(layers)}"
 
 
 def _cell(m, s: str) -> str:
