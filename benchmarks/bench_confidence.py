@@ -5,15 +5,18 @@ zoo's usual backbones (50 to 2,048) and a class signal that grows with the candi
 is the clear winner; a second run adds an exact copy of the winner (it must be reported tied). Nothing is
 fitted and no model is loaded: this measures the resampling itself, which runs on cached features.
 
-    python benchmarks/bench_confidence.py [--n-boot 200]
+    python benchmarks/bench_confidence.py [--n-boot 200] [--profile]
 
-Prints the seconds, the resamples drawn (and asked), the top's share of first places and the tied candidates.
+Prints the seconds, the resamples drawn (and asked), the top's share of first places and the tied candidates;
+``--profile`` then profiles 5 resamples of the 10 candidates (cProfile) and prints where a resample's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import time
 
 import numpy as np
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--profile", action="store_true", help="also profile 5 resamples and print the largest costs")
     args = ap.parse_args(argv)
     feats, y = features()
     print(f"load average before: {os.getloadavg()[0]:.1f}; budget {BOOT_BUDGET_FLOPS:.0e} flops")
@@ -56,6 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label} x {len(y)} rows: {secs:.1f} s, {conf.n_boot} resamples ({conf.n_boot_asked} asked), "
               f"{secs / conf.n_boot:.2f} s per resample")
         print(f"  {conf.sentence()}")
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        conf = bootstrap_ranking(feats, y, description=dict.fromkeys(feats, 0.5), size=None, n_boot=5, full_scores=full)
+        prof.disable()
+        stats = pstats.Stats(prof).stats  # {(file, line, function): (calls, primitive calls, own s, cumulative s, callers)}
+        total = sum(v[2] for v in stats.values())
+        print(f"profile of {conf.n_boot} resamples (cProfile, which slows NumPy-call-heavy code): "
+              f"{1000 * total / conf.n_boot:.0f} ms per resample; largest own times:")
+        for (file, line, fn), v in sorted(stats.items(), key=lambda kv: -kv[1][2])[:8]:
+            print(f"  {1000 * v[2] / conf.n_boot:6.1f} ms  {fn} ({os.path.basename(file)}:{line}, {v[1]} calls)")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 0
 

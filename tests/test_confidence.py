@@ -118,3 +118,37 @@ def test_large_samples_use_rescaled_subsamples(monkeypatch):
     hlo, hhi = half.lead_interval["weak"]
     # the spread is rescaled to the full sample's (sqrt(m / (n - m)) = sqrt(40 / 120)): the same order as half-samples
     assert 0.2 < (hi - lo) / max(hhi - hlo, 1e-12) < 5
+
+
+def test_the_resampling_loop_enters_the_blas_limit_once(monkeypatch):
+    """Entering threadpoolctl's limit rescans the process's libraries (~1 ms); the loop holds one limit, and the
+    scorers' and their spectra's own ``blas_threads()`` inside it (five per candidate per resample) must not enter
+    it again. A nested block that asks for another count still gets it, and the outer count is back after it."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from zoo.scores._base import blas_threads
+
+    for name in ("ZOO_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    entered: list[int] = []
+    real = threadpoolctl.threadpool_limits
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda limits, **kw: entered.append(limits) or real(limits, **kw))
+    rng, y = _task()
+    feats = {"a": _features(rng, y, 16, 1.0), "b": _features(rng, y, 64, 0.5), "c": _features(rng, y, 200, 0.2)}
+    conf = bootstrap_ranking(feats, y, description=dict.fromkeys(feats, 0.5), size=None, n_boot=5)
+    assert conf.n_boot == 5 and entered == [1]
+
+    def blas() -> set[int]:
+        return {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+
+    entered.clear()
+    with blas_threads():
+        with blas_threads():
+            assert blas() == {1}
+        monkeypatch.setenv("ZOO_NUM_THREADS", "2")
+        with blas_threads():
+            assert blas() == {2}
+        monkeypatch.delenv("ZOO_NUM_THREADS")
+        assert blas() == {1}
+        with blas_threads():
+            pass
+    assert entered == [1, 2]

@@ -256,11 +256,20 @@ def scorer_blas_threads() -> int | None:
     return 1
 
 
+# The limit an enclosing blas_threads() of this thread holds. Entering threadpool_limits rescans the process's
+# loaded libraries (/proc/self/maps, ~1 ms): a scorer and its spectrum each entered it on every call, about 50
+# times per resample of the ranking bootstrap (10 candidates), which already holds the same limit around its loop.
+# A nested block with the same count therefore does not enter it again (a BLAS library first loaded inside the
+# outer block stays unlimited, as it would have been after the outer block's own entry).
+_BLAS_HELD = threading.local()
+
+
 @contextlib.contextmanager
 def blas_threads() -> Iterator[None]:
-    """Limit BLAS/LAPACK threads to :func:`scorer_blas_threads` for the block (no-op without threadpoolctl)."""
+    """Limit BLAS/LAPACK threads to :func:`scorer_blas_threads` for the block (no-op without threadpoolctl, and
+    inside an enclosing ``blas_threads()`` of the same thread that already holds the same limit)."""
     n = scorer_blas_threads()
-    if n is None:
+    if n is None or getattr(_BLAS_HELD, "n", None) == n:
         yield
         return
     try:
@@ -269,7 +278,12 @@ def blas_threads() -> Iterator[None]:
         yield
         return
     with threadpool_limits(limits=n, user_api="blas"):
-        yield
+        outer = getattr(_BLAS_HELD, "n", None)
+        _BLAS_HELD.n = n
+        try:
+            yield
+        finally:
+            _BLAS_HELD.n = outer
 
 
 def blas_limited(fn: Callable) -> Callable:

@@ -14,39 +14,62 @@ from zoo.scores._base import blas_limited, check_classification, check_features,
 _TINY = 1e-300
 
 
-def _evidence_per_target(
-    s: np.ndarray, uty: np.ndarray, sv: np.ndarray, res_out: float, n: int, d: int, *, max_iter: int, tol: float
-) -> float:
-    """Maximised log evidence / n for one target column ``y`` (paper's Algorithm 2, SVD form).
+def _evidences(
+    s: np.ndarray, uty: np.ndarray, sv: np.ndarray, res_out: np.ndarray, n: int, d: int, *, max_iter: int, tol: float
+) -> np.ndarray:
+    """Maximised log evidence / n of every target column at once (paper's Algorithm 2, SVD form).
 
-    Model: ``y = f @ w + noise``, ``w ~ N(0, alpha^-1 I)``, ``noise ~ N(0, beta^-1)``. With the thin SVD
-    ``f = U diag(sv) Vt`` (kept components), ``s = sv**2`` are the eigenvalues of ``f.T @ f`` on its row
-    space, ``uty = U.T @ y`` and ``res_out = ||y - U U.T y||^2`` the part of ``y`` outside the column space.
-    The posterior mean is ``m = Vt.T @ m_coef`` with ``m_coef = beta / (alpha + beta s) * sv * uty``, so
-    ``f @ m = U (sv * m_coef)`` and the residual splits into two orthogonal parts:
-    ``||y - f m||^2 = res_out + ||uty - sv * m_coef||^2``. Every iteration is O(rank) instead of the
-    O(n d) product ``f @ m`` (which made LogME take seconds at n = 1,000, d = 1,280).
+    Model, per target ``y``: ``y = f @ w + noise``, ``w ~ N(0, alpha^-1 I)``, ``noise ~ N(0, beta^-1)``. With
+    the thin SVD ``f = U diag(sv) Vt`` (kept components), ``s = sv**2`` are the eigenvalues of ``f.T @ f`` on
+    its row space; ``uty`` is (t, r), row j being ``U.T @ y_j``, and ``res_out[j] = ||y_j - U U.T y_j||^2`` the
+    part of ``y_j`` outside the column space. The posterior mean is ``m = Vt.T @ m_coef`` with
+    ``m_coef = beta / (alpha + beta s) * sv * uty``, so ``f @ m = U (sv * m_coef)`` and the residual splits into
+    two orthogonal parts: ``||y - f m||^2 = res_out + ||uty - sv * m_coef||^2``. Every iteration is O(t rank)
+    instead of the O(n d) product ``f @ m``.
+
+    The targets share the spectrum, so each fixed-point step updates every still-running target's
+    ``(alpha, beta)`` with one set of NumPy operations on (t, r) arrays instead of a Python loop per target
+    (which was ~0.34 s of each ~0.5 s resample of the ranking bootstrap, 10 candidates x 10 classes). Each
+    target stops on its own, by the same rule as a loop over targets would: after the step whose
+    ``alpha / beta`` moved by at most ``tol`` relative, or after ``max_iter`` steps; a stopped target's
+    values are no longer touched. Row sums over the contiguous last axis keep NumPy's pairwise summation of a
+    1-D sum, so the values equal the per-target loop's bit for bit (measured on 120 random cases), and those of
+    thuml/LogME's code under the same stopping rule (tests/test_logme_reference.py).
     """
-    vt_ft_y = sv * uty  # Vt @ f.T @ y
-    alpha, beta = 1.0, 1.0
+    vt_ft_y = sv * uty  # row j: Vt @ f.T @ y_j
+    alpha = np.ones(uty.shape[0])
+    beta = np.ones(uty.shape[0])
+    # The running targets' rows, kept as their own arrays (re-indexed only when a target stops) so that a step
+    # is ~25 whole-array operations whatever the number of targets.
+    idx = np.arange(uty.shape[0])
+    a, b = alpha[:, None], beta[:, None]
+    uty_r, vt_ft_y_r, res_out_r = uty, vt_ft_y, res_out
     for _ in range(max_iter):
-        shrink = beta / (alpha + beta * s)
-        m_coef = shrink * vt_ft_y  # m = vt.T @ m_coef (m lies in the row space of f)
-        gamma = float(np.sum(beta * s / (alpha + beta * s)))
-        m2 = float(np.sum(m_coef**2))
-        res = res_out + float(np.sum((uty - sv * m_coef) ** 2))
-        new_alpha = gamma / max(m2, _TINY)
-        new_beta = (n - gamma) / max(res, _TINY)
-        done = abs(new_alpha / new_beta - alpha / beta) <= tol * (alpha / beta)
-        alpha, beta = new_alpha, new_beta
-        if done:
+        if idx.size == 0:
             break
-    shrink = beta / (alpha + beta * s)
-    m_coef = shrink * vt_ft_y
-    m2 = float(np.sum(m_coef**2))
-    res = res_out + float(np.sum((uty - sv * m_coef) ** 2))
+        bs = b * s
+        denom = a + bs
+        m_coef = b / denom * vt_ft_y_r  # m = vt.T @ m_coef (m lies in the row space of f)
+        gamma = np.sum(bs / denom, axis=1)
+        m2 = np.sum(m_coef**2, axis=1)
+        res = res_out_r + np.sum((uty_r - sv * m_coef) ** 2, axis=1)
+        new_a = (gamma / np.maximum(m2, _TINY))[:, None]
+        new_b = ((n - gamma) / np.maximum(res, _TINY))[:, None]
+        ratio = a / b
+        done = (np.abs(new_a / new_b - ratio) <= tol * ratio)[:, 0]
+        a, b = new_a, new_b
+        if done.any():
+            alpha[idx[done]], beta[idx[done]] = a[done, 0], b[done, 0]
+            keep = ~done
+            idx, a, b = idx[keep], a[keep], b[keep]
+            uty_r, vt_ft_y_r, res_out_r = uty_r[keep], vt_ft_y_r[keep], res_out_r[keep]
+    alpha[idx], beta[idx] = a[:, 0], b[:, 0]  # the targets that reached max_iter
+    a, b = alpha[:, None], beta[:, None]
+    m_coef = b / (a + b * s) * vt_ft_y
+    m2 = np.sum(m_coef**2, axis=1)
+    res = res_out + np.sum((uty - sv * m_coef) ** 2, axis=1)
     # log|alpha I + beta F^T F| over all d dims; the d - r null-space directions contribute log(alpha) each.
-    logdet = float(np.sum(np.log(alpha + beta * s))) + (d - s.size) * np.log(alpha)
+    logdet = np.sum(np.log(a + b * s), axis=1) + (d - s.size) * np.log(alpha)
     evidence = (
         0.5 * d * np.log(alpha)
         + 0.5 * n * np.log(beta)
@@ -55,7 +78,7 @@ def _evidence_per_target(
         - 0.5 * logdet
         - 0.5 * n * np.log(2 * np.pi)
     )
-    return float(evidence) / n
+    return evidence / n
 
 
 def logme_evidences(features: np.ndarray, targets: np.ndarray, *, max_iter: int = 100, tol: float = 1e-6) -> np.ndarray:
@@ -82,10 +105,8 @@ def logme_evidences(features: np.ndarray, targets: np.ndarray, *, max_iter: int 
     else:  # eigenvectors of f^T f are V: U.T y = V.T f.T y / sv; here n >= d, so y is far from the span
         uty = (sp.vectors[:, keep].T @ (f.T @ t)) / sv[:, None]
         res_out = np.maximum(np.sum(t**2, axis=0) - np.sum(uty**2, axis=0), 0.0)
-    return np.array([
-        _evidence_per_target(s, uty[:, j], sv, float(res_out[j]), n, d, max_iter=max_iter, tol=tol)
-        for j in range(t.shape[1])
-    ])
+    return _evidences(s, np.ascontiguousarray(uty.T), sv, np.asarray(res_out, dtype=np.float64), n, d,
+                      max_iter=max_iter, tol=tol)
 
 
 @register_score("logme")
