@@ -45,6 +45,26 @@ def use_cache(onnx_cache, monkeypatch):
 
 
 @pytest.fixture
+def fresh_state(use_cache):
+    """The session's cache (its ONNX export of the query encoder) and no warm recommender state before or
+    after the test: each test sees its own user database (zoo.recommender keeps one warm state per process)."""
+    from zoo.recommender import _STATE
+
+    _STATE.clear()
+    yield use_cache
+    _STATE.clear()
+
+
+@pytest.fixture
+def fresh_cache(fresh_state):
+    """``fresh_state`` with no feature entries: the ONNX export is shared by the session, features are not."""
+    from zoo.features import clear_cache
+
+    clear_cache()
+    return fresh_state
+
+
+@pytest.fixture
 def digits_per_class() -> int:
     """Images per class in ``digits_folder``; a test module overrides this fixture to change it."""
     return 12

@@ -44,14 +44,9 @@ def cluster():
 
 
 @pytest.fixture(autouse=True)
-def cache(use_cache):
-    """The session's cache (its ONNX export of the query encoder), without feature entries."""
-    from zoo.features import clear_cache
-    from zoo.recommender import _STATE
-
-    _STATE.clear()
-    clear_cache()
-    return use_cache
+def cache(fresh_cache):
+    """The session's cache (its ONNX export of the query encoder), without feature entries (conftest)."""
+    return fresh_cache
 
 
 def _recommend(data, executor: str | None):

@@ -16,13 +16,7 @@ CIFAR = ["local:cifar_resnet20.c10", "local:cifar_resnet32.c10", "local:mini_xce
 TWINS = ["local:cifar_resnet20.c10", "local:cifar_resnet32.c10"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(use_cache):
-    from zoo.features import clear_cache
-    from zoo.recommender import _STATE
-
-    _STATE.clear()
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")  # conftest: no warm state, no feature entries
 
 
 @pytest.fixture

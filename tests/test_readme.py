@@ -22,11 +22,7 @@ def blocks(lang: str) -> list[str]:
 CONSOLE = [line[2:] for b in blocks("console") for line in b.splitlines() if line.startswith("$ ")]
 
 
-@pytest.fixture(autouse=True)
-def _encoder(use_cache):
-    from zoo.recommender import _STATE
-
-    _STATE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_state")  # conftest: no warm recommender state
 
 
 @pytest.mark.parametrize("command", CONSOLE)

@@ -18,12 +18,7 @@ from zoo.record import ModelRecord
 from zoo.registry import Registry
 from zoo.vectors import EmbeddingStore, VectorIndex
 
-
-@pytest.fixture(autouse=True)
-def _encoder(use_cache):
-    _STATE.clear()  # each test sees its own user database
-    yield
-    _STATE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_state")  # conftest: no warm recommender state
 
 
 @pytest.fixture

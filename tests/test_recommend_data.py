@@ -15,13 +15,7 @@ from zoo.errors import UsageError
 CIFAR = ["local:cifar_resnet20.c10", "local:cifar_resnet32.c10", "local:mini_xception.fer2013"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(use_cache):
-    from zoo.features import clear_cache
-    from zoo.recommender import _STATE
-
-    _STATE.clear()
-    clear_cache()  # the ONNX export is shared by the session; feature entries must not be
+pytestmark = pytest.mark.usefixtures("fresh_cache")  # conftest: no warm state, no feature entries
 
 
 @pytest.fixture

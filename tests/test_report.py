@@ -20,7 +20,6 @@ from PIL import Image
 import zoo
 from zoo.cli import cli
 from zoo.errors import UsageError
-from zoo.recommender import _STATE
 from zoo.report import write_report
 from zoo.runs import get_run, save_run
 
@@ -31,11 +30,7 @@ DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 PALETTE = {"blue": (31, 95, 191), "green": (76, 154, 91)}
 
 
-@pytest.fixture(autouse=True)
-def _encoder(use_cache):
-    _STATE.clear()
-    yield
-    _STATE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_state")  # conftest: no warm recommender state
 
 
 @dataclass

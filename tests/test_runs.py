@@ -21,11 +21,7 @@ TASK = "detect pneumonia in chest X-rays"
 ID_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 
-@pytest.fixture(autouse=True)
-def _encoder(use_cache):
-    _STATE.clear()  # each test sees its own user database
-    yield
-    _STATE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_state")  # conftest: no warm recommender state
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ XRAY = "detect pneumonia in chest X-rays"
 DIGITS = "classify handwritten digits"
 
 
-@pytest.fixture(autouse=True)
-def _cache(use_cache):
-    from zoo.features import clear_cache
-    from zoo.recommender import _STATE
-
-    _STATE.clear()
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")  # conftest: no warm state, no feature entries
 
 
 @pytest.fixture
