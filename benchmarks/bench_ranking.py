@@ -112,6 +112,34 @@ PREREGISTERED: dict[str, Any] = {
                    "target: pick-or-tied >= 85 % in the >= 0.9 bucket",
 }
 
+# ---- Issue 20, calibration with a proxy-error term: pre-registered (written and committed 2026-12-05, before any
+# confidence with proxy_sd > 0 was computed on any task). benchmarks/calibrate_proxy.py applies it.
+PREREGISTERED_PROXY: dict[str, Any] = {
+    "term": "zoo.confidence.bootstrap_ranking(proxy_sd=sigma): on every resample, every candidate's fused score (after "
+            "the centring on its full-sample score) gets independent N(0, sigma^2) noise, from a generator of its own "
+            "seeded by the bootstrap's seed (the half-samples are the same for every sigma), before the first place "
+            "and the tie rule are taken; the pick (the full-sample top) and the tie rule are otherwise unchanged; "
+            "sigma 0 is the confidence as before. sigma is on the fused score's [0, 1] scale, a zoo constant "
+            "(zoo.confidence.PROXY_SD) like the fusion weights",
+    "sigma_grid": (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
+    "rows": "one per (task, sample seed), selected as PREREGISTERED['calibration'] counts them, from the calibration "
+            "sweep's --json files: bootstrap_ranking re-run on what the run's zoo fused (its candidates, description "
+            "scores, size prior, raw scores, cached features; default resamples, seed 0). pick-or-tied as "
+            "PREREGISTERED['tie'] (independent of sigma: the pick is). Rows missing from the sweep are named; the "
+            "rule runs on the rows that exist",
+    "choice": "leave-one-task-out over the old tasks only: for old task t, sigma(t) is the smallest sigma of the grid "
+              "whose >= 0.9 stays_first bucket over the rows (every sample seed) of all the other old tasks holds at "
+              "least 3 rows with pick-or-tied >= 85 %; if no sigma qualifies, the largest of the grid",
+    "adoption": "the LOTO-assigned calibration (each old task's rows computed with its own fold's sigma(t)), bucketed "
+                "as PREREGISTERED['calibration']: iff its >= 0.9 bucket holds at least 3 rows with pick-or-tied "
+                ">= 85 %, zoo's PROXY_SD becomes the same rule applied to all old tasks' rows; otherwise PROXY_SD "
+                "stays 0 and the term is reported as not adopted, with the numbers",
+    "heldout": "the held-out tasks' rows are reported once, with the adopted sigma (0 if none), and choose nothing",
+    "also_reported": "for every sigma of the grid, over the old tasks' rows: the bucket table, the share of rows in the "
+                     ">= 0.9 bucket (a confidence that never says 90 % says nothing) and the Brier score "
+                     "mean((stays_first - [the pick is the true best])^2)",
+}
+
 
 # ----------------------------------------------------------------------------------- inputs
 
