@@ -152,3 +152,48 @@ def test_the_resampling_loop_enters_the_blas_limit_once(monkeypatch):
         with blas_threads():
             pass
     assert entered == [1, 2]
+
+
+def _small_lead() -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """Two candidates whose fused scores differ by 0.02 on every resample: no data weight, the description makes
+    a 1.0 vs 0.0, the size prior (weight 0.98) the same 0.5 for both, so 0.51 vs 0.49 whatever the rows."""
+    rng, y = _task(n_per_class=10)
+    feats = {"a": _features(rng, y, 4, 1.0), "b": _features(rng, y, 4, 1.0)}
+    kw = {"description": {"a": 1.0, "b": 0.0}, "size": {"a": 0.5, "b": 0.5}, "weight": 0.0, "size_weight": 0.98}
+    return feats, y, kw
+
+
+def test_the_proxy_error_is_added_to_every_resample():
+    feats, y, kw = _small_lead()
+    exact = bootstrap_ranking(feats, y, n_boot=400, **kw)
+    assert exact.top == "a" and exact.stays_first == 1.0 and exact.tied == [] and exact.proxy_sd == 0.0
+    assert exact.lead_interval["b"] == pytest.approx((0.02, 0.02))
+    # noise of SD 1 on a lead of 0.02: a coin toss between the two, and the lead's interval contains 0
+    noisy = bootstrap_ranking(feats, y, n_boot=400, proxy_sd=1.0, **kw)
+    assert noisy.top == "a" and abs(noisy.stays_first - 0.5) < 0.1 and noisy.tied == ["b"]
+    # a small SD: P(a first) = Phi(0.02 / (0.01 sqrt 2)) = 0.92
+    near = bootstrap_ranking(feats, y, n_boot=400, proxy_sd=0.01, **kw)
+    assert 0.85 < near.stays_first < 0.98
+    assert noisy.proxy_sd == 1.0 and "N(0, 1^2)" in noisy.rule and "N(0" not in exact.rule
+    assert "typical error" in noisy.sentence() and "typical error" not in exact.sentence()
+    again = bootstrap_ranking(feats, y, n_boot=400, proxy_sd=1.0, **kw)
+    assert again.first_share == noisy.first_share  # seeded
+
+
+def test_the_default_proxy_sd_is_the_module_constant_and_sd_0_changes_nothing(monkeypatch):
+    import zoo.confidence as confidence
+
+    rng, y = _task()
+    feats = {"a": _features(rng, y, 16, 1.0), "b": _features(rng, y, 16, 0.9), "c": _features(rng, y, 16, 0.2)}
+    kw = {"description": dict.fromkeys(feats, 0.5), "size": None, "n_boot": 20}
+    default, zero = bootstrap_ranking(feats, y, **kw), bootstrap_ranking(feats, y, proxy_sd=0.0, **kw)
+    assert default.first_share == zero.first_share and default.lead_interval == zero.lead_interval
+    # the same half-samples for every SD: summarise() over one resample_fused() is bootstrap_ranking(proxy_sd=...)
+    reps = confidence.resample_fused(feats, y, **kw)
+    for sd in (0.0, 0.1):
+        one = confidence.summarise(reps, sd)
+        assert one.first_share == bootstrap_ranking(feats, y, proxy_sd=sd, **kw).first_share
+    monkeypatch.setattr(confidence, "PROXY_SD", 0.1)
+    assert bootstrap_ranking(feats, y, **kw).first_share == confidence.summarise(reps, 0.1).first_share
+    with pytest.raises(UsageError, match="proxy_sd"):
+        bootstrap_ranking(feats, y, proxy_sd=-0.1, **kw)

@@ -27,6 +27,14 @@ Large samples: the eigendecompositions are cubic in the rows, so a resample hold
 rows (m-out-of-n subsampling, Politis, Romano & Wolf 1999) and its spread is rescaled to the full sample's
 by ``sqrt(m / (n - m))`` (exact for a mean: ``Var = s^2 (1/m - 1/n)``; 1 for half-samples).
 
+The scores are proxies: the fused score is only an estimate of how well a model fine-tunes, and resampling the
+rows measures only the sampling noise of that estimate, not how far it is from the truth. ``proxy_sd`` (default
+:data:`PROXY_SD`) adds that second error: on every resample each candidate's fused score gets independent
+N(0, proxy_sd^2) noise (from a generator of its own, so the half-samples are the same for every ``proxy_sd``)
+before the first place and the tie rule are taken. ``proxy_sd`` is on the fused score's [0, 1] scale and is a zoo
+constant like the fusion weights, chosen by the rule written in ``benchmarks/bench_ranking.py``
+(``PREREGISTERED_PROXY``; ``benchmarks/calibrate_proxy.py`` applies it).
+
 Cost: the scorers run as they are, ``n_boot`` times per candidate. When the estimated work is larger than
 :data:`BOOT_BUDGET_FLOPS` fewer resamples are drawn (never fewer than :data:`MIN_BOOT`); ``n_boot`` is the
 number drawn and ``n_boot_asked`` what was asked, and :meth:`RankingConfidence.sentence` says so.
@@ -56,6 +64,9 @@ BOOT_BUDGET_FLOPS = 2e10
 MIN_BOOT = 50
 # At most this many rows per resample (half of a 500-row sample): beyond it, resamples are m-out-of-n subsamples.
 MAX_ROWS = 250
+# The fused score's typical error against fine-tuned accuracy (module docstring), added to every resample as
+# N(0, PROXY_SD^2). 0: the confidence measures the sampling noise only (PREREGISTERED_PROXY's rule adopted no value).
+PROXY_SD = 0.0
 
 
 @dataclass
@@ -73,6 +84,7 @@ class RankingConfidence:
     seconds: float = 0.0
     rule: str = ""  # the tie rule, in words
     probe_note: str = ""  # with tied leaders: whether they were probed and what decided (zoo.data_rank)
+    proxy_sd: float = 0.0  # the SD of the noise added to every fused score on every resample (0: none)
 
     @property
     def is_tied(self) -> bool:
@@ -81,7 +93,9 @@ class RankingConfidence:
     def sentence(self) -> str:
         """ "X stays first in 87 % of 200 resamples of your sample; tied with it: A, B." """
         capped = f" ({self.n_boot_asked} asked; capped to bound the time)" if self.n_boot_asked > self.n_boot else ""
-        head = f"{self.top} stays first in {100 * self.stays_first:.0f} % of {self.n_boot} resamples of your sample{capped}"
+        error = ", each with the scores' typical error added" if self.proxy_sd > 0 else ""
+        head = (f"{self.top} stays first in {100 * self.stays_first:.0f} % of {self.n_boot} resamples of your "
+                f"sample{error}{capped}")
         if self.tied:
             return f"{head}; tied with it: {', '.join(self.tied)}."
         return f"{head}; no candidate is tied with it."
@@ -153,6 +167,19 @@ def usable_scorers(features: Mapping[str, Any], labels: np.ndarray, scorers: Seq
     return keep, dropped
 
 
+@dataclass
+class Replicates:
+    """The fused scores of every resample (:func:`resample_fused`), before :func:`summarise` adds any proxy error."""
+
+    ids: list[str]
+    top: str  # the full-sample top pick
+    fused: np.ndarray  # (resamples, candidates): centred on the full-sample fused scores
+    n_boot_asked: int
+    scorers: list[str]
+    seed: int
+    seconds: float
+
+
 def bootstrap_ranking(
     features: Mapping[str, np.ndarray],
     labels: np.ndarray,
@@ -167,6 +194,7 @@ def bootstrap_ranking(
     size_weight: float = fusion.SIZE_WEIGHT,
     full_scores: Mapping[str, Mapping[str, float]] | None = None,
     max_flops: float = BOOT_BUDGET_FLOPS,
+    proxy_sd: float | None = None,
 ) -> RankingConfidence:
     """How often the fused ranking's top pick stays first when the sample's rows are resampled (module docstring).
 
@@ -175,7 +203,40 @@ def bootstrap_ranking(
     takes it); ``size``: :func:`zoo.fusion.size_component` over the same candidates, or None for no size prior.
     ``scorers``: the scorers fused; those that cannot be fused over these candidates (:func:`usable_scorers`) are
     left out, as the product leaves them out. ``full_scores``: the full-sample raw scores when already computed
-    (``{candidate: {scorer: value}}``), else they are computed here. ``weight``/``size_weight``: the fusion's."""
+    (``{candidate: {scorer: value}}``), else they are computed here. ``weight``/``size_weight``: the fusion's.
+    ``proxy_sd``: the SD of the proxy error added to every fused score on every resample (None: :data:`PROXY_SD`)."""
+    sd = _proxy_sd(proxy_sd)
+    reps = resample_fused(features, labels, description=description, size=size, scorers=scorers, n_boot=n_boot,
+                          seed=seed, source_probs=source_probs, weight=weight, size_weight=size_weight,
+                          full_scores=full_scores, max_flops=max_flops)
+    return summarise(reps, sd)
+
+
+def _proxy_sd(proxy_sd: float | None) -> float:
+    sd = PROXY_SD if proxy_sd is None else proxy_sd
+    if not (isinstance(sd, (int, float)) and math.isfinite(sd) and sd >= 0):
+        raise UsageError(f"proxy_sd must be a finite number >= 0 (on the fused score's [0, 1] scale), got {sd!r}.")
+    return float(sd)
+
+
+def resample_fused(
+    features: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    *,
+    description: Mapping[str, float],
+    size: Mapping[str, float] | None,
+    scorers: Sequence[str] = fusion.FUSED_SCORES,
+    n_boot: int = 200,
+    seed: int = 0,
+    source_probs: Mapping[str, np.ndarray] | None = None,
+    weight: float = fusion.DATA_WEIGHT,
+    size_weight: float = fusion.SIZE_WEIGHT,
+    full_scores: Mapping[str, Mapping[str, float]] | None = None,
+    max_flops: float = BOOT_BUDGET_FLOPS,
+) -> Replicates:
+    """The fused scores of every resample, centred on the full-sample ones (arguments: :func:`bootstrap_ranking`).
+    Apart from :func:`bootstrap_ranking`, ``benchmarks/calibrate_proxy.py`` calls it once and :func:`summarise`
+    once per proxy SD (the same half-samples for every SD)."""
     from zoo import scores as registry
     from zoo.scores._base import blas_threads
 
@@ -227,11 +288,19 @@ def bootstrap_ranking(
     # Each candidate's replicates are therefore centred on its full-sample score (a bias-corrected resampling):
     # the half-samples give the spread, the sample gives the centre.
     fused = point + (fused - fused.mean(axis=0)) * scale
-    return _summarise(ids, top, fused, n_boot, used, time.perf_counter() - t0)
+    return Replicates(ids=ids, top=top, fused=fused, n_boot_asked=n_boot, scorers=list(used), seed=seed,
+                      seconds=time.perf_counter() - t0)
 
 
-def _summarise(ids: list[str], top: str, fused: np.ndarray, asked: int, used: list[str],
-               seconds: float) -> RankingConfidence:
+def summarise(reps: Replicates, proxy_sd: float | None = None) -> RankingConfidence:
+    """The pick's share of first places and the candidates tied with it over ``reps``, each resample's fused scores
+    first moved by N(0, proxy_sd^2) noise per candidate (None: :data:`PROXY_SD`; 0: none)."""
+    t0 = time.perf_counter()
+    sd = _proxy_sd(proxy_sd)
+    ids, top, fused = reps.ids, reps.top, reps.fused
+    if sd > 0:
+        # Its own generator ([seed, 1], not the half-samples' seed): every SD sees the same half-samples.
+        fused = fused + np.random.default_rng([reps.seed, 1]).normal(0.0, sd, fused.shape)
     n_used = fused.shape[0]
     best = fused.max(axis=1, keepdims=True)
     first = np.isclose(fused, best, rtol=0.0, atol=1e-12)
@@ -250,6 +319,10 @@ def _summarise(ids: list[str], top: str, fused: np.ndarray, asked: int, used: li
     tied.sort(key=lambda m: (-share[ids.index(m)], interval[m][0], m))
     rule = (f"tied: the top's fused-score lead over it has a {100 * TIE_LEVEL:.0f} % bootstrap percentile interval "
             f"that contains 0")
+    if sd > 0:
+        rule += (f"; on every resample each fused score also moved by N(0, {sd:g}^2), the scores' typical error "
+                 "against fine-tuned accuracy on zoo's ranking benchmark")
     return RankingConfidence(top=top, stays_first=float(share[t]), first_share=dict(zip(ids, map(float, share), strict=True)),
-                             tied=tied, n_boot=n_used, n_boot_asked=asked, lead_interval=interval, scorers=list(used),
-                             seconds=seconds, rule=rule)
+                             tied=tied, n_boot=n_used, n_boot_asked=reps.n_boot_asked, lead_interval=interval,
+                             scorers=list(reps.scorers), seconds=reps.seconds + time.perf_counter() - t0, rule=rule,
+                             proxy_sd=sd)
