@@ -139,3 +139,6 @@ def test_reasons_shared_but_for_the_id_are_said_once(digits_folder):
     groups = group_reasons({"a:model-one": "x a:model-one y", "b:model-two": "x b:model-two y",
                             "c:third": "other failure"})
     assert groups == [("x ID y", ["a:model-one", "b:model-two"]), ("other failure", ["c:third"])]
+    from zoo.format import and_list  # "cannot tell a, b and c apart", not "a and b, c"
+
+    assert [and_list(x) for x in (["a"], ["a", "b"], ["a", "b", "c"])] == ["a", "a and b", "a, b and c"]

@@ -14,3 +14,9 @@ def fmt_params(n: int | None) -> str:
         if n >= div:
             return f"{n / div:.1f}{suffix}"
     return str(n)
+
+
+def and_list(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``: a list as a sentence says it."""
+    items = [str(x) for x in items]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}" if items else ""

@@ -197,6 +197,8 @@ def _echo_not_scored(rec, shown: int = 12, names: int = 6) -> None:
 
 def confidence_lines(rec) -> list[str]:
     """The ranking's confidence (zoo.confidence), the scorers left out of the fusion and why, in words."""
+    from zoo.format import and_list
+
     out = []
     conf = rec.confidence
     if conf is not None:
@@ -204,7 +206,7 @@ def confidence_lines(rec) -> list[str]:
         out.append(f"  ({conf.rule}; {', '.join(conf.scorers) or 'no scorer'} recomputed on each half-sample of "
                    f"your rows, {conf.seconds:.1f} s)")
         if conf.tied:
-            out.append(f"  The leaders are tied: the scores cannot tell {conf.top} and {', '.join(conf.tied)} apart "
+            out.append(f"  The leaders are tied: the scores cannot tell {and_list([conf.top, *conf.tied])} apart "
                        "on this sample.")
         if conf.probe_note:
             out.append(f"  {conf.probe_note[0].upper()}{conf.probe_note[1:]}.")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import vocab
-from zoo.format import fmt_params
+from zoo.format import and_list, fmt_params
 from zoo.report import analysis as an
 from zoo.report import plots
 from zoo.report.doc import Bullets, Code, Document, Gallery, Image, Para, Section, Table
@@ -297,7 +297,7 @@ class _Builder:
         text = head + (f"; tied with it: {', '.join(tied)}." if tied else "; no candidate is tied with it.")
         blocks: list[Any] = [Para(text, "warn" if tied else "text")]
         if tied:
-            blocks.append(Para(f"The leaders are tied: the scores cannot tell {conf['top']} and {', '.join(tied)} "
+            blocks.append(Para(f"The leaders are tied: the scores cannot tell {and_list([conf['top'], *tied])} "
                                "apart on this sample.", "warn"))
         if conf.get("probe_note"):
             blocks.append(Para(conf["probe_note"][0].upper() + conf["probe_note"][1:] + ".", "note"))
