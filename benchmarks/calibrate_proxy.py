@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     print(say_table("LOTO-assigned", loto))
     print(f"\nAdoption: the LOTO-assigned >= 90 % bucket holds {loto['top_n']} rows, {loto['top_hits']} pick-or-tied "
           f"(needs >= {MIN_ROWS} rows and >= {100 * TARGET:.0f} %) -> "
-          + (f"ADOPTED: zoo's PROXY_SD = {final:g} (the rule over all old tasks' rows)" if adopt else
+          + (f"ADOPTED: zoo's PROXY_SD = {final:g} (the rule over all old tasks' rows)" if adopt and final > 0 else
+             "met, and the rule over all old tasks' rows gives SD 0: PROXY_SD stays 0 (no proxy term)" if adopt else
              "NOT adopted: PROXY_SD stays 0"))
     heldout = table(held, lambda r: r["stays"][final])
     print(f"\nHeld-out tasks ({len(held)} rows), reported once with SD {final:g} (they choose nothing):")
@@ -217,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['task'] + '/s' + str(r['seed']):<20} stays first {100 * r['stays'][final]:5.1f} %  "
               f"{'pick/tied' if r['pick_or_tied'] else 'MISSED'}  (gap {r['gap_points']:.2f} pts)")
     print(say_table(f"SD {final:g}", heldout))
+    every = table(rows, lambda r: r["stays"][final])
+    print(f"All {len(rows)} rows (old and held-out), SD {final:g}:")
+    print(say_table(f"SD {final:g}", every))
     if not all(r["reproduced"] for r in rows):
         print("\nRows whose SD-0 stays_first differs from the run's: "
               + ", ".join(f"{r['task']}/s{r['seed']}" for r in rows if not r["reproduced"]))
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"header": {**head, "load_end": end_load}, "rule": RULE, "rows": rows,
                                          "old": {str(s): v for s, v in per_sigma.items()}, "loto_folds": folds,
-                                         "loto": loto, "adopted": adopt, "proxy_sd": final, "heldout": heldout,
+                                         "loto": loto, "adopted": adopt, "proxy_sd": final, "heldout": heldout, "all": every,
                                          "missing": missing}, indent=1, default=str))
     return 0
 
