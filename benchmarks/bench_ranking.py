@@ -652,8 +652,12 @@ def calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
             if key not in with_conf:
                 skipped.append(f"{r['task']}/s{r['seed']} ({run}): zoo computed no confidence")
             continue
-        if any((row["task"], row["seed"]) == key for row in rows):
-            skipped.append(f"{r['task']}/s{r['seed']} ({run}): already counted from an earlier run")
+        first = next((row for row in rows if (row["task"], row["seed"]) == key), None)
+        if first is not None:
+            agree = "the same" if (first["pick"], first["stays_first"]) == (conf["top"], conf["stays_first"]) else \
+                f"a different ({conf['top']}, {100 * conf['stays_first']:.1f} %)"
+            skipped.append(f"{r['task']}/s{r['seed']} ({run}): counted once, from {first['run']}; this run's pick "
+                           f"and stays_first: {agree}")
             continue
         pick = conf["top"]
         if pick not in r["accuracy"]:
@@ -716,6 +720,8 @@ def main(argv: list[str] | None = None) -> int:
                 r.setdefault("seed", 0)
                 r.setdefault("heldout", r["task"] in PREREGISTERED["heldout_tasks"])
                 r["run"] = path.name
+                # add_loto rebuilds the report-time arms; this one's name before a3229a8 would stay as a stale row
+                r["arms"].pop("zoo: with data (rebuilt, no switch)", None)
                 if (args.tasks is None or r["task"] in args.tasks) and refresh_ground_truth(r):
                     # A task's tables come from the first file with its seed-0 run; a later seed-0 run of the
                     # same task only adds its calibration row (never two rows of one task in a table).
