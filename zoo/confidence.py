@@ -252,10 +252,17 @@ def resample_fused(
         final = fusion.fuse_scores(description, data, weight, size, size_weight)
         return np.array([final[m] for m in ids])
 
+    needs_probs = {s: getattr(fns[s], "requires_source_probs", False) for s in used}
+    probs = {m: np.asarray(source_probs[m]) for m in ids} if source_probs and any(needs_probs.values()) else {}
+
+    def score(s: str, m: str, x: np.ndarray, y_rows: np.ndarray, rows: np.ndarray | None = None) -> float:
+        """Scorer ``s`` on candidate ``m``'s features ``x`` (its source probabilities on the same ``rows``)."""
+        kw = {"source_probs": probs[m] if rows is None else probs[m][rows]} if needs_probs[s] else {}
+        return float(fns[s](x, y_rows, **kw))
+
     with blas_threads():
         full = {m: {s: float(full_scores[m][s]) if full_scores and s in full_scores.get(m, {}) else
-                    float(fns[s](features[m], y, **({"source_probs": source_probs[m]} if s in ("leep", "nce") else {})))
-                    for s in used} for m in ids}
+                    score(s, m, features[m], y) for s in used} for m in ids}
         point = fuse(full)
         top = ids[int(np.lexsort((np.array(ids), -point))[0])]  # rank_with_data's order: score, then id
         strata = _strata(y)
@@ -269,8 +276,6 @@ def resample_fused(
         n_used = int(min(n_boot, max(MIN_BOOT, max_flops // per)))
         rng = np.random.default_rng(seed)
         arrays = {m: np.asarray(features[m], dtype=np.float64) for m in ids}
-        probs = {m: np.asarray(source_probs[m]) for m in ids} if source_probs and any(
-            getattr(fns[s], "requires_source_probs", False) for s in used) else {}
         fused = np.empty((n_used, len(ids)))
         for b in range(n_used):
             rows = half_sample(strata, rng, fraction)
@@ -278,9 +283,7 @@ def resample_fused(
             per_model = {}
             for m in ids:
                 sub = arrays[m][rows]  # one copy per candidate and resample, not one per scorer
-                per_model[m] = {s: float(fns[s](sub, y_rows, **(
-                    {"source_probs": probs[m][rows]} if getattr(fns[s], "requires_source_probs", False) else {})))
-                    for s in used}
+                per_model[m] = {s: score(s, m, sub, y_rows, rows) for s in used}
             fused[b] = fuse(per_model)
     # Half the rows is less information, and in the n < d regimes the scorers climb on less information
     # (measured: LogME and the shrinkage H-score of 2,048-dim features rise on half-samples, those of 64-dim
