@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from zoo.backbones.core import LoadedBackbone, register_adapter
-from zoo.backbones.layers import LayerSpec, describe, layer_mean, resolve
+from zoo.backbones.layers import LayerSpec, describe, encode_layer_mean, resolve
 from zoo.errors import ZooError
 from zoo.record import ModelRecord
 from zoo.weights import _text_folder
@@ -63,9 +63,7 @@ def _layer_mean_fn(model: Any, auto: Any, layers: tuple[int, ...], device: str):
     def run(texts: Sequence[str]) -> np.ndarray:
         enc = tokenize(list(texts))
         names = ("input_ids", "attention_mask", "token_type_ids")
-        inputs = {k: enc[k].to(device) for k in names if k in enc}
-        out = auto(**inputs, output_hidden_states=True, return_dict=True)
-        return layer_mean(out.hidden_states, inputs.get("attention_mask"), layers).float().cpu().numpy()
+        return encode_layer_mean(auto, {k: enc[k].to(device) for k in names if k in enc}, layers)
 
     return run
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.backbones.core import LoadedBackbone, register_adapter
-from zoo.backbones.layers import ALL, LayerSpec, describe, layer_mean, resolve
+from zoo.backbones.layers import ALL, LayerSpec, describe, encode_layer_mean, resolve
 from zoo.backbones.preprocess import processor_pipeline
 from zoo.errors import ZooError
 from zoo.record import ModelRecord
@@ -166,9 +166,7 @@ def _layer_mean_fn(auto: Any, preprocess: Any, layers: tuple[int, ...], device: 
     """texts -> (n, hidden) layer-mean features of the ``AutoModel`` (or encoder) ``auto``."""
 
     def run(texts: Sequence[str]) -> np.ndarray:
-        inputs = {k: v.to(device) for k, v in preprocess(texts).items()}
-        out = auto(**inputs, output_hidden_states=True, return_dict=True)
-        return layer_mean(out.hidden_states, inputs.get("attention_mask"), layers).float().cpu().numpy()
+        return encode_layer_mean(auto, {k: v.to(device) for k, v in preprocess(texts).items()}, layers)
 
     return run
 

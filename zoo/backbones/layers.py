@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.errors import UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from zoo.record import ModelRecord
@@ -104,6 +105,8 @@ def layer_mean(hidden_states: Sequence[torch.Tensor], mask: torch.Tensor | None,
     return torch.stack(pooled).mean(0)
 
 
-def n_hidden_layers(output: Any) -> int:
-    """Transformer layers in a model output with ``hidden_states`` (the embedding output not counted)."""
-    return len(output.hidden_states) - 1
+def encode_layer_mean(auto: Any, inputs: dict[str, torch.Tensor], layers: Sequence[int]) -> np.ndarray:
+    """The layer-mean features of one tokenised batch: the HF model ``auto`` run with ``output_hidden_states``,
+    then :func:`layer_mean` under the batch's attention mask, as float32 NumPy on the CPU."""
+    out = auto(**inputs, output_hidden_states=True, return_dict=True)
+    return layer_mean(out.hidden_states, inputs.get("attention_mask"), layers).float().cpu().numpy()
